@@ -10,6 +10,12 @@ from pylatexenc.latex2text import LatexNodes2Text
 
 from dailypapers.domain import Author
 
+
+
+class SourceError(Exception):
+    """A source as a whole cannot be read (missing file, not JSON, a server error): one clear line."""
+
+
 _SPACE = re.compile(r"\s+")
 _URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\]]+", re.IGNORECASE)
 _CODE_HOSTS = ("github.com/", "gitlab.com/", "bitbucket.org/", "codeberg.org/", "huggingface.co/spaces/")

@@ -1,0 +1,71 @@
+"""The `dailypapers` command: a thin face over the core. Errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import typer
+
+from dailypapers.cli import ingest as ingest_commands
+from dailypapers.cli.common import fail, open_store, settings_or_fail
+from dailypapers.store import queries
+from dailypapers.store.db import migrate, open_engine
+
+app = typer.Typer(
+    help="dailypapers: a self-hostable Daily Papers — feeds, trending, search and digests of research papers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(ingest_commands.app, name="ingest")
+
+
+@app.command()
+def init() -> None:
+    """Create the database (or bring its schema up to date). Safe to run again."""
+    settings = settings_or_fail()
+    engine = open_engine(settings.db_url)
+    migrate(engine)
+    typer.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def stats(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """How many papers, feed days, organizations and users the database holds."""
+    figures = queries.stats(open_store())
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            typer.echo(f"{key:>18}: {value}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes (each is stateless; the database is shared)."),
+) -> None:
+    """Serve the web site and the JSON API."""
+    import uvicorn
+
+    open_store()  # migrate once here, not in every worker
+    uvicorn.run("dailypapers.web.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def main() -> None:
+    """Console entry point: known failures print one line; nothing prints a traceback to a user."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+    except Exception as exc:  # the last line of defence: one line, and the traceback only on request
+        if os.environ.get("DAILYPAPERS_DEBUG"):
+            raise
+        fail(f"{type(exc).__name__}: {exc} (set DAILYPAPERS_DEBUG=1 to see where)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

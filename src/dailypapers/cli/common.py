@@ -1,0 +1,38 @@
+"""What every command needs: settings, an up-to-date database, and one-line failures."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from dailypapers.config import Settings, get_settings
+from dailypapers.store.db import migrate, open_engine
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def settings_or_fail() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        fail(f"setting DAILYPAPERS_{str(err['loc'][0]).upper()}: {err['msg']}")
+
+
+def open_store() -> Engine:
+    """The database from the settings, migrated to the current schema."""
+    settings = settings_or_fail()
+    try:
+        engine = open_engine(settings.db_url)
+        migrate(engine)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        fail(f"cannot open the database {settings.db_url}: {reason}")
+    return engine

@@ -1,0 +1,51 @@
+"""Settings from DAILYPAPERS_* environment variables, built by a factory so each test gets its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class Settings(BaseSettings):
+    """Every setting, with its environment variable DAILYPAPERS_<NAME> (documented in README.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="DAILYPAPERS_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("dailypapers")),
+        description="Where the SQLite database, the vector index and caches live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/dailypapers.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    oai_base_url: str = Field("https://oaipmh.arxiv.org/oai", description="arXiv OAI-PMH endpoint.")
+    arxiv_api_url: str = Field("https://export.arxiv.org/api/query", description="arXiv API endpoint.")
+    request_delay: float = Field(3.0, ge=0, description="Seconds to pause between requests to arXiv.")
+    feature_categories: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Operator rule: put every newly ingested paper in these categories (comma-separated, "
+        "e.g. 'cs.CL,cs.LG' or 'cs') on the daily feed of its publication day. Off when empty.",
+    )
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Papers per ingest transaction.")
+
+    @field_validator("feature_categories", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'dailypapers.db'}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the environment now (never at import time); keyword overrides win."""
+    return Settings(**overrides)

@@ -1,0 +1,67 @@
+"""Everything that differs between SQLite and PostgreSQL lives here, and nowhere else.
+
+SQLite: FTS5 table kept in step with ``papers`` by triggers (porter stemming).
+PostgreSQL: a stored, weighted ``tsvector`` column with a GIN index.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+
+_SQLITE_AUTHOR_NAMES = "(SELECT group_concat(json_extract(value, '$.name'), ', ') FROM json_each({row}.authors))"
+
+_SQLITE_FULLTEXT = [
+    "CREATE VIRTUAL TABLE papers_fts USING fts5("
+    "title, summary, authors, tokenize = 'porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER papers_fts_insert AFTER INSERT ON papers BEGIN "
+    "INSERT INTO papers_fts (rowid, title, summary, authors) "
+    f"VALUES (new.pk, new.title, new.summary, {_SQLITE_AUTHOR_NAMES.format(row='new')}); END",
+    "CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN "
+    "DELETE FROM papers_fts WHERE rowid = old.pk; END",
+    "CREATE TRIGGER papers_fts_update AFTER UPDATE OF title, summary, authors ON papers BEGIN "
+    "DELETE FROM papers_fts WHERE rowid = old.pk; "
+    "INSERT INTO papers_fts (rowid, title, summary, authors) "
+    f"VALUES (new.pk, new.title, new.summary, {_SQLITE_AUTHOR_NAMES.format(row='new')}); END",
+]
+
+_POSTGRES_FULLTEXT = [
+    "ALTER TABLE papers ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
+    "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(summary, '')), 'B') || "
+    "setweight(to_tsvector('english', jsonb_path_query_array(authors, '$[*].name')::text), 'C')"
+    ") STORED",
+    "CREATE INDEX ix_papers_search_vector ON papers USING gin (search_vector)",
+]
+
+
+def create_fulltext(conn: Connection) -> None:
+    """Add the full-text index over title, summary and author names (called by the first migration)."""
+    statements = _SQLITE_FULLTEXT if conn.dialect.name == "sqlite" else _POSTGRES_FULLTEXT
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def drop_fulltext(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        for name in ("papers_fts_insert", "papers_fts_delete", "papers_fts_update"):
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+        conn.execute(text("DROP TABLE IF EXISTS papers_fts"))
+    else:
+        conn.execute(text("DROP INDEX IF EXISTS ix_papers_search_vector"))
+        conn.execute(text("ALTER TABLE papers DROP COLUMN IF EXISTS search_vector"))
+
+
+def configure_engine(engine: Engine) -> None:
+    """SQLite: WAL (readers never block the writer), enforced foreign keys, a busy timeout."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA busy_timeout = 30000")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
