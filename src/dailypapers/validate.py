@@ -44,6 +44,8 @@ def check_text(field: str, value: str | None, limit: int | None = None, required
         return
     if not isinstance(value, str):
         raise RecordError(field, f"must be text, got {type(value).__name__}")
+    if required and not value.strip():
+        raise RecordError(field, "is empty")
     bad = _BAD_CHAR.search(value)
     if bad:
         char = bad.group(0)

@@ -67,7 +67,7 @@ def _shown(text: object) -> str:
 
 
 def normalize_id(text: str) -> tuple[str, int | None]:
-    """'https://arxiv.org/abs/2104.12255v1' -> ('2104.12255', 1); 'hep-th/9901001' -> ('hep-th/9901001', None).
+    """What a user typed -> (id, version): 'https://arxiv.org/abs/2104.12255v1' -> ('2104.12255', 1).
 
     Accepts a bare or versioned id, ``arXiv:<id>``, and arxiv.org ``abs``/``pdf``/``html`` URLs (with
     or without scheme, ``.pdf`` suffix, query or fragment). Old-style ids lose their subject class
@@ -174,7 +174,8 @@ def _entry(entry: etree._Element) -> Paper:
     for author in entry.iterfind("atom:author", NS):
         name = _text(author, "atom:name")
         if name:
-            affiliations = (clean_text("".join(a.itertext())) for a in author.iterfind("arxiv:affiliation", NS))
+            found = author.iterfind("arxiv:affiliation", NS)
+            affiliations = (clean_text("".join(a.itertext())) for a in found)
             authors.append(Author(name, tuple(a for a in affiliations if a)))
 
     comments = _text(entry, "arxiv:comment")

@@ -46,7 +46,9 @@ _PARSER_POSITION = re.compile(r",\s*line \d+,\s*column \d+\s*$")
 # What to do about each OAI-PMH error code (noRecordsMatch is not an error: it is an empty list).
 _ADVICE = {
     "badResumptionToken": "the resumption token was rejected (expired?): harvest again from the start",
-    "badArgument": "the server refused the request arguments: check from/until (YYYY-MM-DD), set and metadataPrefix",
+    "badArgument": (
+        "the server refused the request arguments: check from/until (YYYY-MM-DD), set and metadataPrefix"
+    ),
     "badVerb": "the server did not understand the request: check that the base URL is an OAI-PMH endpoint",
     "cannotDisseminateFormat": "the server does not offer this metadataPrefix: use arXiv or arXivRaw",
     "idDoesNotExist": "no such record: use oai:arXiv.org:<id> without a version suffix",
@@ -127,8 +129,8 @@ def parse_page(xml: bytes, *, page: int = 1, url: str | None = None) -> Page:
         ) from exc
     if root.tag != f"{_O}OAI-PMH":
         raise HarvestError(
-            f"{_page_label(page, url)} is not an OAI-PMH response (root element <{etree.QName(root).localname}>): "
-            "check the base URL",
+            f"{_page_label(page, url)} is not an OAI-PMH response "
+            f"(root element <{etree.QName(root).localname}>): check the base URL",
             page=page,
             url=url,
         )
@@ -154,7 +156,8 @@ def parse_page(xml: bytes, *, page: int = 1, url: str | None = None) -> Page:
         verb = root.find(f"{_O}GetRecord")
     if verb is None:
         raise HarvestError(
-            f"{_page_label(page, url)} has neither ListRecords, GetRecord nor error: only these are supported",
+            f"{_page_label(page, url)} has neither ListRecords, GetRecord nor error: "
+            "only these are supported",
             page=page,
             url=url,
         )
@@ -335,7 +338,9 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
-        raise HarvestError(f"the checkpoint {path} is unreadable ({exc}): delete it and harvest again") from exc
+        raise HarvestError(
+            f"the checkpoint {path} is unreadable ({exc}): delete it and harvest again"
+        ) from exc
     return data
 
 
@@ -567,7 +572,8 @@ class OaiHarvest:
                     )
             if retries >= self.max_retries:
                 raise HarvestError(
-                    f"{_page_label(page_no, url)}: gave up after {retries} retries, last: {failure}: "
+                    f"{_page_label(page_no, url)}: gave up after {retries} "
+                    f"{'retry' if retries == 1 else 'retries'}, last: {failure}: "
                     "the server is unavailable, harvest again later (the checkpoint keeps the progress)",
                     page=page_no,
                     url=url,
