@@ -537,7 +537,8 @@ def test_connection_errors_are_retried_then_reported(client, sleeps):
     with pytest.raises(HarvestError) as caught:
         list(harvest)
     assert str(caught.value).startswith(
-        f"page 1 of http://127.0.0.1:{port}/oai?verb=ListRecords&metadataPrefix=arXiv: gave up after 1 retry, "
+        f"page 1 of http://127.0.0.1:{port}/oai?verb=ListRecords&metadataPrefix=arXiv: "
+        "gave up after 1 retry, "
         "last: ConnectError: "
     )
     assert sleeps == [5]
