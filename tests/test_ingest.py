@@ -178,3 +178,21 @@ def test_a_record_the_database_refuses_is_rejected_alone(engine):
     assert report.inserted == 2 and sorted(rows(engine)) == ["2501.00001", "2501.00003"]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(papers)).scalar() == 2
+
+
+def test_read_ahead_gives_the_same_result_and_surfaces_source_errors(engine):
+    from dailypapers.sources.common import SourceError
+
+    records = [(f"line {i}", paper(id=f"2501.{i:05d}")) for i in range(1, 8)] + [("line 8", paper(id="bad"))]
+    messages = []
+    report = ingest(engine, records, batch_size=3, read_ahead=True, on_reject=lambda r: messages.append(str(r)))
+    assert (report.inserted, report.rejected) == (7, 1)
+    assert messages == ["line 8: id: 'bad' is not an arXiv identifier"]
+
+    def broken():
+        yield "line 1", paper(id="2502.00001")
+        raise SourceError("feed.jsonl: gzip stream is truncated after line 1")
+
+    with pytest.raises(SourceError, match="truncated after line 1"):
+        ingest(engine, broken(), batch_size=1, read_ahead=True)
+    assert "2502.00001" in rows(engine)  # the batch before the failure is stored

@@ -8,6 +8,8 @@ and reason, and never stops or half-writes the good records around it.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from dailypapers.domain import Deletion, Paper, RecordError, Sourced
+from dailypapers.store import backend
 from dailypapers.store.schema import CONTENT_COLUMNS, organizations, papers, users
 from dailypapers.validate import validate
 
@@ -220,7 +223,9 @@ class _Batch:
                 updates.append(merged | {"changed_at": self.run_started})
                 report["updated"] += 1
         if inserts:
+            after_pk = backend.last_paper_pk(self.conn)
             self.conn.execute(papers.insert(), inserts)
+            backend.index_new_papers(self.conn, after_pk)
         for row in updates:
             values = {n: row[n] for n in CONTENT_COLUMNS} | {"changed_at": row["changed_at"]}
             self.conn.execute(update(papers).where(papers.c.pk == row["pk"]).values(values))
@@ -235,6 +240,47 @@ def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def _validated(records: Iterable[Sourced], size: int, now: datetime) -> Iterator[tuple[int, list, list]]:
+    """Batches of (records read, valid records, rejections)."""
+    for chunk in _chunks(records, size):
+        valid, refused = [], []
+        for where, item in chunk:
+            if isinstance(item, RecordError):
+                refused.append(Rejection(where, item.field, item.reason))
+                continue
+            if isinstance(item, Paper):
+                try:
+                    validate(item, now)
+                except RecordError as err:
+                    refused.append(Rejection(where, err.field, err.reason))
+                    continue
+            valid.append((where, item))
+        yield len(chunk), valid, refused
+
+
+def _read_ahead(batches: Iterator) -> Iterator:
+    """Run the batch generator one batch ahead in a thread; its exceptions surface here."""
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                ahead.put((batch, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            ahead.put((None, exc))
+        ahead.put((done, None))
+
+    threading.Thread(target=produce, daemon=True, name="ingest-read-ahead").start()
+    while True:
+        batch, error = ahead.get()
+        if error is not None:
+            raise error
+        if batch is done:
+            return
+        yield batch
+
+
 def ingest(
     engine: Engine,
     records: Iterable[Sourced],
@@ -244,8 +290,14 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
     on_reject: Callable[[Rejection], None] | None = None,
     on_commit: Callable[[], None] | None = None,
+    read_ahead: bool = False,
 ) -> IngestReport:
-    """Ingest every record; returns counts. ``on_commit`` runs after each batch is durable."""
+    """Ingest every record; returns counts. ``on_commit`` runs after each batch is durable.
+
+    ``read_ahead`` parses and validates the next batch in a thread while this one is written
+    (SQLite and psycopg release the GIL while they work). Leave it off for sources that must know
+    that everything they yielded is stored when ``on_commit`` runs (the OAI-PMH checkpoint).
+    """
     report = IngestReport()
     started = time.perf_counter()
     # Rows this run writes carry its start time, so a second record with their id is a duplicate.
@@ -258,24 +310,15 @@ def ingest(
         if on_reject:
             on_reject(rejection)
 
-    for chunk in _chunks(records, batch_size):
-        valid: list[tuple[str, Paper | Deletion]] = []
-        for where, item in chunk:
-            if isinstance(item, RecordError):
-                reject(Rejection(where, item.field, item.reason))
-                continue
-            if isinstance(item, Paper):
-                try:
-                    validate(item, now)
-                except RecordError as err:
-                    reject(Rejection(where, err.field, err.reason))
-                    continue
-            valid.append((where, item))
+    batches = _validated(records, batch_size, now)
+    for size, valid, refused in _read_ahead(batches) if read_ahead else batches:
+        for rejection in refused:
+            reject(rejection)
         _write(engine, valid, report, reject, run_started, feature_categories or [])
         if on_commit:
             on_commit()
         if on_progress:
-            on_progress(len(chunk))
+            on_progress(size)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -22,7 +22,7 @@ SHOWN_REJECTIONS = 100
 REJECTED_EXIT = 3  # finished, but some records were rejected
 
 
-def run(records: Iterable[Sourced], on_commit: Callable[[], None] | None = None) -> None:
+def run(records: Iterable[Sourced], on_commit: Callable[[], None] | None = None, read_ahead: bool = False) -> None:
     """Ingest with a progress bar (in a terminal), rejections on stderr, and a summary line."""
     settings = settings_or_fail()
     engine = open_store()
@@ -38,7 +38,7 @@ def run(records: Iterable[Sourced], on_commit: Callable[[], None] | None = None)
     try:
         report = ingest(engine, records, batch_size=settings.batch_size,
                         feature_categories=settings.feature_categories,
-                        on_progress=bar.update, on_reject=show, on_commit=on_commit)
+                        on_progress=bar.update, on_reject=show, on_commit=on_commit, read_ahead=read_ahead)
     except SourceError as exc:
         bar.close()
         fail(str(exc))
@@ -57,7 +57,7 @@ def snapshot(file: Path = typer.Argument(..., help="arxiv-metadata-oai-snapshot.
 
     if not file.is_file():
         fail(f"{file}: no such file")
-    run(read_snapshot(file))
+    run(read_snapshot(file), read_ahead=True)
 
 
 @app.command("hf-daily")

@@ -38,7 +38,7 @@ _TRAILING_VERSION = re.compile(r"(?<=\d)v\d+$")
 _RFC_GMT = re.compile(r"(?:[A-Z][a-z]{2}, )?(\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT")
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 _KIND = {dict: "object", list: "list", str: "string", int: "int", float: "float", bool: "bool"}
-_ARTICLE = {"object": "an object", "int": "an int"}
+_ARTICLE = {"object": "an object", "int": "an int", "null": "null"}
 _OPTIONAL = (  # Paper field, snapshot key
     ("comments", "comments"),
     ("journal_ref", "journal-ref"),
@@ -56,7 +56,7 @@ class SnapshotError(Exception):
 def read_snapshot(path: Path | str) -> Iterator[Sourced]:
     """Stream the snapshot at ``path`` (plain or gzipped JSON Lines)."""
     try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, when the generator finishes or is closed
+        stream = open(path, "rb")  # closed by the with below, when the generator ends or is closed
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     with stream:
@@ -68,10 +68,10 @@ def iter_snapshot(stream: BinaryIO, name: str | None = None) -> Iterator[Sourced
     name = name or str(getattr(stream, "name", "<stream>"))
     head, stream = _peek(stream, 2)
     gzipped = head == _GZIP_MAGIC
-    lines: BinaryIO = gzip.GzipFile(fileobj=stream, mode="rb") if gzipped else stream  # type: ignore[assignment]
+    lines: Any = gzip.GzipFile(fileobj=stream, mode="rb") if gzipped else stream
     number = 0
     try:
-        for number, line in enumerate(lines, 1):  # noqa: B007 - number is reported on failure
+        for number, line in enumerate(lines, 1):  # number is reported on failure
             if number == 1 and line.startswith(_BOM):
                 line = line[3:]
             if line.isspace() or not line:
@@ -93,17 +93,20 @@ def parse_line(line: bytes) -> Paper | RecordError:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return RecordError("line", f"is not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})")
+        byte, column = line[exc.start], exc.start + 1
+        return RecordError("line", f"is not valid UTF-8 (byte 0x{byte:02x} at column {column})")
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
+        if text and text[-1] in "\r\n":  # a cut line: "Unterminated string", not "Invalid control character"
+            return parse_line(line.rstrip(b"\r\n"))
         return RecordError("json", f"{exc.msg}: column {exc.colno}")
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         return RecordError("json", str(exc))
     except RecursionError:
         return RecordError("json", "is nested too deeply")
     if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(record)):
-        return RecordError("json", f"holds a lone UTF-16 surrogate \\u{ord(bad):04x}, which is not a character")
+        return RecordError("json", f"holds a lone UTF-16 surrogate \\u{ord(bad):04x}, not a character")
     if type(record) is not dict:
         kind = _kind(record)
         return RecordError("json", f"expected an object, got {_ARTICLE.get(kind, 'a ' + kind)}")
@@ -159,7 +162,7 @@ def to_paper(record: dict[str, Any]) -> Paper:
 
 def _clean(text: str | None) -> str | None:
     """``common.clean_text``, five times faster: ``str.split()`` and the regex ``\\s`` agree on what
-    whitespace is (every code point; a test checks the two on the recorded lines)."""
+    whitespace is (on every code point, checked over all of Unicode; a test compares the two)."""
     if text is None:
         return None
     return " ".join(text.split()) or None

@@ -1,0 +1,170 @@
+"""Metadata ingest throughput and peak memory, beside the raw-sqlite3 floor, in one run.
+
+    python bench/ingest.py [--papers 100000] [--json] [--skip-postgres]
+
+Generates N realistic arXiv snapshot lines, then ingests them, each in a fresh child process (so peak
+RSS is that run's own): the floor (parse the same lines, executemany into a plain table with an FTS5
+index, one transaction), dailypapers on SQLite, and dailypapers on PostgreSQL (pgserver). Embeddings
+are not part of this: they are computed in batches afterwards. Memory flatness: the SQLite run is
+repeated on a quarter of the lines; peak RSS should not grow with the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("model learning neural network data training language transformer attention graph policy "
+         "reinforcement agent robot vision image diffusion generation benchmark evaluation task method "
+         "results performance large small efficient robust adaptive sparse dense retrieval search query "
+         "optimization gradient loss representation embedding token sequence generalization quantum field "
+         "theory energy spectrum galaxy black hole metric space manifold algebra proof theorem").split()
+CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.AI", "cs.RO", "stat.ML", "math.OC", "hep-th", "quant-ph",
+              "astro-ph.GA", "cond-mat.str-el", "physics.optics"]
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+
+
+def make_lines(n: int, path: Path, seed: int = 7) -> None:
+    """Lines shaped like arxiv-metadata-oai-snapshot.json (FORMATS.md §3), with ~1,100-char abstracts."""
+    rng = random.Random(seed)
+    with path.open("w") as out:
+        for i in range(n):
+            words = lambda k: " ".join(rng.choice(WORDS) for _ in range(k))  # noqa: E731
+            names = [[rng.choice(["Smith", "Chen", "Garc\u00eda", "M\u00fcller", "Kumar", "Ivanova"]),
+                      rng.choice(["A.", "Wei", "Maria", "Jan", "Priya", "O."]), ""] for _ in range(rng.randint(1, 9))]
+            versions = [{"version": f"v{v}", "created": f"{rng.choice(DAYS)}, {rng.randint(1, 28)} Mar 2024 "
+                                                         f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00 GMT"}
+                        for v in range(1, rng.randint(1, 3) + 1)]
+            cats = rng.sample(CATEGORIES, rng.randint(1, 3))
+            record = {
+                "id": f"24{(i // 99999) % 100:02d}.{i % 99999 + 1:05d}",
+                "submitter": " ".join(names[0][1::-1]),
+                "authors": ", ".join(f"{f} {k}" for k, f, _ in names),
+                "title": words(rng.randint(6, 14)).capitalize(),
+                "comments": f"{rng.randint(5, 40)} pages, {rng.randint(1, 12)} figures" if rng.random() < .8 else None,
+                "journal-ref": None,
+                "doi": f"10.1000/{i}" if rng.random() < .3 else None,
+                "report-no": None,
+                "categories": " ".join(cats),
+                "license": "http://creativecommons.org/licenses/by/4.0/",
+                "abstract": "  " + "\n".join(words(12) for _ in range(14)) + "\n",
+                "versions": versions,
+                "update_date": "2024-03-30",
+                "authors_parsed": names,
+            }
+            out.write(json.dumps(record) + "\n")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_floor(lines: Path, db: Path) -> dict:
+    """The floor: the same parse, one executemany into a plain table + FTS5, one transaction."""
+    import sqlite3
+
+    start = time.perf_counter()
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE papers (id TEXT PRIMARY KEY, title TEXT, summary TEXT, authors TEXT, "
+                 "categories TEXT, versions TEXT)")
+    conn.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(title, summary, authors, "
+                 "tokenize='porter unicode61 remove_diacritics 2')")  # as ours: its own copy of the text
+
+    def rows():
+        with lines.open("rb") as f:
+            for line in f:
+                r = json.loads(line)
+                yield (r["id"], r["title"], r["abstract"], r["authors"], r["categories"], json.dumps(r["versions"]))
+
+    with conn:
+        conn.executemany("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?)", rows())
+        conn.execute("INSERT INTO papers_fts (rowid, title, summary, authors) "
+                     "SELECT rowid, title, summary, authors FROM papers")
+    n = conn.execute("SELECT count(*) FROM papers").fetchone()[0]
+    conn.close()
+    return {"papers": n, "seconds": time.perf_counter() - start}
+
+
+def child_ours(lines: Path, url: str) -> dict:
+    from dailypapers.ingest import ingest
+    from dailypapers.sources.snapshot import read_snapshot
+    from dailypapers.store.db import migrate, open_engine
+
+    engine = open_engine(url)
+    migrate(engine)
+    report = ingest(engine, read_snapshot(lines), read_ahead=True)
+    assert report.rejected == 0, report.rejections[:3]
+    return {"papers": report.inserted, "seconds": report.seconds}
+
+
+def in_child(kind: str, lines: Path, target: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(lines), target],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} run failed:\n{out.stderr[-3000:]}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["papers_per_s"] = figures["papers"] / figures["seconds"]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=int, default=100_000)
+    parser.add_argument("--json", action="store_true", help="End with one JSON line of the figures.")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, lines, target = args.child
+        result = child_floor(Path(lines), Path(target)) if kind == "floor" else child_ours(Path(lines), target)
+        print(json.dumps(result | {"peak_rss_mb": peak_rss_mb()}))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="dp-bench-") as tmp:
+        tmp = Path(tmp)
+        lines, quarter = tmp / "snapshot.jsonl", tmp / "quarter.jsonl"
+        make_lines(args.papers, lines)
+        make_lines(max(1, args.papers // 4), quarter)
+        size_mb = lines.stat().st_size / 1e6
+        print(f"{args.papers:,} generated snapshot lines ({size_mb:.0f} MB)")
+        floor = in_child("floor", lines, str(tmp / "floor.db"))
+        ours = in_child("ours", lines, f"sqlite:///{tmp / 'ours.db'}")
+        small = in_child("ours", quarter, f"sqlite:///{tmp / 'quarter.db'}")
+        figures = {
+            "papers": args.papers,
+            "raw_sqlite_papers_per_s": round(floor["papers_per_s"]),
+            "sqlite_papers_per_s": round(ours["papers_per_s"]),
+            "sqlite_vs_floor": round(ours["papers_per_s"] / floor["papers_per_s"], 3),
+            "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+            "peak_rss_mb_quarter_input": round(small["peak_rss_mb"], 1),
+            "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
+        }
+        if not args.skip_postgres:
+            import pgserver
+
+            server = pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
+            try:
+                url = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+                pg = in_child("ours", lines, url)
+            finally:
+                server.cleanup()
+            figures["postgres_papers_per_s"] = round(pg["papers_per_s"])
+            figures["postgres_peak_rss_mb"] = round(pg["peak_rss_mb"], 1)
+
+    width = max(map(len, figures))
+    for key, value in figures.items():
+        print(f"{key:>{width}}  {value:,}" if isinstance(value, int) else f"{key:>{width}}  {value}")
+    if args.json:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
