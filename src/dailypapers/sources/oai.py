@@ -27,7 +27,7 @@ import httpx
 from lxml import etree
 
 from dailypapers.domain import Author, Deletion, Paper, RecordError, Sourced, Version
-from dailypapers.sources.common import clean_text, detex, find_links, parse_date, split_authors
+from dailypapers.sources.common import SourceError, clean_text, detex, find_links, parse_date, split_authors
 
 DEFAULT_BASE_URL = "https://oaipmh.arxiv.org/oai"
 SOURCE = "arxiv-oai"
@@ -57,7 +57,7 @@ _ADVICE = {
 }
 
 
-class HarvestError(RuntimeError):
+class HarvestError(SourceError):
     """The harvest cannot go on: an OAI-PMH error, an HTTP failure, a page that is not XML."""
 
     def __init__(
