@@ -1,0 +1,184 @@
+"""One search function for the web pages, the API and the CLI: full-text + semantic, fused.
+
+Fusion: every candidate that either side found gets both scores — its BM25 score (0 when the text
+side did not find it) and its exact cosine similarity to the query — and the two are combined as
+``DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * text``, each normalized over the candidates.
+Unlike reciprocal rank fusion, a confident hit of one side keeps its margin: a paraphrase that
+shares no word with its paper (text score 0) still wins when its cosine stands far above the rest,
+and an exact title match (text score 1, high cosine too) still wins over near-misses. The text side's
+weight is scaled by how much of the query its best hit covers, so a stray common word cannot
+outweigh a strong semantic match. Weights are tuned on SciFact's train split (bench/quality.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from dailypapers.search.filters import SORTS, Filters
+from dailypapers.search.text import Query, highlight, parse_query, text_search
+from dailypapers.store.schema import organizations, papers
+
+Mode = Literal["hybrid", "text", "dense", "rrf"]
+CANDIDATES = 100  # per side, before fusion
+DENSE_WEIGHT = 0.5
+RRF_K = 60
+TRENDING_GRAVITY = 1.5  # see ranking.trending_score
+
+
+@dataclass
+class Hit:
+    paper: dict
+    score: float
+    text_score: float = 0.0
+    dense_score: float = 0.0
+    title_html: Markup = field(default_factory=Markup)
+    snippet_html: Markup = field(default_factory=Markup)
+
+
+@dataclass
+class SearchPage:
+    query: Query
+    filters: Filters
+    hits: list[Hit]
+    total: int  # candidates found (capped by CANDIDATES per side)
+    paper_id: str | None = None  # the query was an arXiv id/URL of this stored paper: go straight there
+
+
+def _embedding_of(conn, pks: list[int]) -> dict[int, np.ndarray]:  # noqa: ANN001
+    from dailypapers.search.vectors import stored_vectors
+
+    return stored_vectors(conn, pks)
+
+
+def _normalize(values: dict[int, float]) -> dict[int, float]:
+    if not values:
+        return {}
+    hi, lo = max(values.values()), min(values.values())
+    span = hi - lo
+    return {k: (v - lo) / span if span > 0 else 1.0 for k, v in values.items()}
+
+
+def fuse(text: dict[int, float], dense: dict[int, float], coverage: float, mode: Mode,
+         dense_weight: float = DENSE_WEIGHT) -> dict[int, float]:
+    """Combine per-candidate text and dense scores (see the module docstring)."""
+    if mode == "text":
+        return dict(text)
+    if mode == "dense":
+        return dict(dense)
+    if mode == "rrf":
+        fused: dict[int, float] = {}
+        for scores in (text, dense):
+            for rank, pk in enumerate(sorted(scores, key=scores.get, reverse=True), 1):
+                fused[pk] = fused.get(pk, 0.0) + 1.0 / (RRF_K + rank)
+        return fused
+    t, d = _normalize(text), _normalize(dense)
+    text_weight = (1.0 - dense_weight) * coverage
+    return {pk: dense_weight * d.get(pk, 0.0) + text_weight * t.get(pk, 0.0) for pk in set(t) | set(d)}
+
+
+_WORD = re.compile(r"\w+")
+
+
+def coverage(query: Query, title: str, summary: str) -> float:
+    """The share of the query's words that appear (by prefix stem) in a paper's title and summary."""
+    words = [w for w in query.terms if len(w) > 2] or list(query.terms)
+    if not words:
+        return 1.0
+    present = {w.lower() for w in _WORD.findall(f"{title} {summary}")}
+    stems = [w[: max(4, len(w) - 3)] for w in words]
+    return sum(any(p.startswith(s) for p in present) for s in stems) / len(stems)
+
+
+def search(
+    engine: Engine,
+    raw_query: str,
+    *,
+    filters: Filters = Filters(),
+    sort: str = "relevance",
+    limit: int = 20,
+    offset: int = 0,
+    embedder=None,  # noqa: ANN001 - an Embedder; None searches by text only
+    mode: Mode = "hybrid",
+    dense_weight: float = DENSE_WEIGHT,
+) -> SearchPage:
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+    query = parse_query(raw_query)
+    if query.categories:
+        filters = replace(filters, categories=tuple(filters.categories) + query.categories)
+    with engine.connect() as conn:
+        if query.arxiv_id:
+            found = conn.execute(select(papers.c.id).where(papers.c.id == query.arxiv_id,
+                                                           papers.c.hidden.is_(False))).scalar()
+            if found:
+                return SearchPage(query, filters, [], 0, paper_id=found)
+        wanted = max(CANDIDATES, offset + limit)
+        text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
+        dense: dict[int, float] = {}
+        use_dense = embedder is not None and mode != "text" and (query.terms or query.phrases)
+        if use_dense:
+            from dailypapers.search.vectors import vector_search
+
+            vector = embedder.embed([query.raw])[0]
+            dense = dict(vector_search(engine, vector, filters, wanted))
+            missing = [pk for pk in text if pk not in dense]
+            if missing:  # text-only candidates get their exact cosine too
+                for pk, vec in _embedding_of(conn, missing).items():
+                    dense[pk] = float(np.dot(vec, vector))
+        if not query.terms and not query.phrases and not query.authors and not text:
+            # Filters alone: browse what they select.
+            rows = conn.execute(select(papers.c.pk).where(*filters.conditions())
+                                .order_by(papers.c.published_at.desc()).limit(wanted)).scalars().all()
+            text = {pk: 0.0 for pk in rows}
+        pks = set(text) | set(dense)
+        rows = _papers(conn, pks)
+        cov = 1.0
+        if text and dense and mode == "hybrid":
+            best = max(text, key=text.get)
+            cov = coverage(query, rows[best]["title"], rows[best]["summary"]) if best in rows else 1.0
+        if query.phrases or query.authors or query.excluded:
+            # Required words were asked for: only the text side's candidates qualify.
+            dense = {pk: s for pk, s in dense.items() if pk in text}
+            pks = set(text)
+        scores = fuse(text, dense, cov, mode, dense_weight)
+    ordered = _sorted(pks, scores, rows, sort)
+    hits = []
+    for pk in ordered[offset: offset + limit]:
+        row = rows[pk]
+        hits.append(Hit(row, scores.get(pk, 0.0), text.get(pk, 0.0), dense.get(pk, 0.0),
+                        highlight(row["title"], query), highlight(row["summary"], query, max_chars=300)))
+    return SearchPage(query, filters, hits, len(pks))
+
+
+def _papers(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
+    if not pks:
+        return {}
+    query = (select(papers, organizations.c.name.label("organization_name"),
+                    organizations.c.fullname.label("organization_fullname"))
+             .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
+             .where(papers.c.pk.in_(pks)))
+    return {row["pk"]: dict(row) for row in conn.execute(query).mappings()}
+
+
+def _sorted(pks: set[int], scores: dict[int, float], rows: dict[int, dict], sort: str) -> list[int]:
+    present = [pk for pk in pks if pk in rows]
+    if sort == "newest":
+        return sorted(present, key=lambda pk: (rows[pk]["published_at"] is not None,
+                                               rows[pk]["published_at"] or 0, scores.get(pk, 0)), reverse=True)
+    if sort == "upvotes":
+        return sorted(present, key=lambda pk: (rows[pk]["upvotes"], scores.get(pk, 0)), reverse=True)
+    if sort == "trending":
+        from dailypapers.ranking import trending_score
+
+        return sorted(present, key=lambda pk: (trending_score(rows[pk]), scores.get(pk, 0)), reverse=True)
+    return sorted(present, key=lambda pk: (scores.get(pk, 0.0), -pk), reverse=True)
+
+
+__all__ = ["Hit", "SearchPage", "search", "fuse", "coverage"]
