@@ -196,3 +196,13 @@ def test_read_ahead_gives_the_same_result_and_surfaces_source_errors(engine):
     with pytest.raises(SourceError, match="truncated after line 1"):
         ingest(engine, broken(), batch_size=1, read_ahead=True)
     assert "2502.00001" in rows(engine)  # the batch before the failure is stored
+
+
+def test_local_votes_survive_a_new_count_from_the_source(engine):
+    ingest(engine, [("item 1", paper(upvotes=5))])
+    with engine.begin() as conn:  # two local votes, as the web's upvote does it: an increment
+        conn.execute(papers.update().values(upvotes=papers.c.upvotes + 2))
+    ingest(engine, [("item 1", paper(upvotes=8))])
+    row = rows(engine)["2501.00001"]
+    assert (row["upvotes"], row["source_upvotes"]) == (10, 8)
+    assert ingest(engine, [("item 1", paper(upvotes=8))]).unchanged == 1

@@ -18,7 +18,7 @@ def test_migrations_reach_head_and_rerun_safely(engine):
 
 def test_paper_id_is_unique(engine):
     row = dict(id="2101.00001", title="t", summary="s", authors=[], num_authors=0, categories="",
-               versions=[], upvotes=0, source="test", hidden=False,
+               versions=[], upvotes=0, source_upvotes=0, source="test", hidden=False,
                ingested_at=__import__("datetime").datetime(2025, 1, 1),
                changed_at=__import__("datetime").datetime(2025, 1, 1))
     with engine.begin() as conn:

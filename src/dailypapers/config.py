@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="Operator rule: put every newly ingested paper in these categories (comma-separated, "
         "e.g. 'cs.CL,cs.LG' or 'cs') on the daily feed of its publication day. Off when empty.",
     )
+    embedding_model: str | None = Field(
+        None, description="Sentence-embedding model: a local path or name; default the bundled all-MiniLM-L6-v2."
+    )
+    embedding_runtime: str = Field("onnx", description="onnx (int8, fast on CPU) or torch (sentence-transformers).")
+    embedding_device: str = Field("cpu", description="cpu, or cuda where there is a GPU.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Papers per ingest transaction.")
 
     @field_validator("feature_categories", mode="before")

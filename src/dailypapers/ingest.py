@@ -129,7 +129,14 @@ def merge(stored: dict, incoming: dict) -> dict | None:
         merged["versions"] = _merge_versions(stored, incoming)
     if merged["source"] != stored["source"] and stored["source"] != "sample":
         merged["source"] = stored["source"]  # the source that created the paper keeps its name
-    return None if all(merged[n] == stored[n] for n in CONTENT_COLUMNS) else merged
+    votes = incoming["upvotes"]
+    if votes is not None and votes != stored["source_upvotes"]:
+        # The source's count moved: move the total by as much, keeping the local votes in it.
+        merged["upvotes"] = stored["upvotes"] + votes - stored["source_upvotes"]
+        merged["source_upvotes"] = votes
+    elif all(merged[n] == stored[n] for n in CONTENT_COLUMNS):
+        return None
+    return merged
 
 
 def _merge_versions(stored: dict, incoming: dict) -> list[dict]:
@@ -207,7 +214,7 @@ class _Batch:
             user = item.submitted_on_daily_by
             row["submitted_by_pk"] = user_pk.get(user.username) if user else None
             if old is None:
-                row["upvotes"] = row["upvotes"] or 0
+                row["upvotes"] = row["source_upvotes"] = row["upvotes"] or 0
                 if row["submitted_on_daily_at"] is None and self.feature_categories and row["published_at"]:
                     if _featured(row, self.feature_categories):
                         row["submitted_on_daily_at"] = row["published_at"].replace(hour=0, minute=0, second=0,
@@ -228,6 +235,10 @@ class _Batch:
             backend.index_new_papers(self.conn, after_pk)
         for row in updates:
             values = {n: row[n] for n in CONTENT_COLUMNS} | {"changed_at": row["changed_at"]}
+            if row["source_upvotes"] != stored[row["id"]]["source_upvotes"]:
+                # An increment, not a copy: a vote cast while this batch ran is not lost.
+                delta = row["source_upvotes"] - stored[row["id"]]["source_upvotes"]
+                values |= {"upvotes": papers.c.upvotes + delta, "source_upvotes": row["source_upvotes"]}
             self.conn.execute(update(papers).where(papers.c.pk == row["pk"]).values(values))
         if hide:
             self.conn.execute(update(papers).where(papers.c.pk.in_(hide)).values(hidden=True))

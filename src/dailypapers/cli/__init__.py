@@ -9,6 +9,7 @@ import sys
 import typer
 
 from dailypapers.cli import ingest as ingest_commands
+from dailypapers.cli import search as search_commands
 from dailypapers.cli.common import fail, open_store, settings_or_fail
 from dailypapers.store import queries
 from dailypapers.store.db import migrate, open_engine
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(ingest_commands.app, name="ingest")
+app.command()(search_commands.search)
 
 
 @app.command()

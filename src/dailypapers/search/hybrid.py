@@ -115,10 +115,12 @@ def search(
         filters = replace(filters, categories=tuple(filters.categories) + query.categories)
     with engine.connect() as conn:
         if query.arxiv_id:
-            found = conn.execute(select(papers.c.id).where(papers.c.id == query.arxiv_id,
+            found = conn.execute(select(papers.c.pk).where(papers.c.id == query.arxiv_id,
                                                            papers.c.hidden.is_(False))).scalar()
             if found:
-                return SearchPage(query, filters, [], 0, paper_id=found)
+                row = _papers(conn, {found})[found]
+                return SearchPage(query, filters, [Hit(row, 1.0, title_html=Markup.escape(row["title"]))], 1,
+                                  paper_id=row["id"])
         wanted = max(CANDIDATES, offset + limit)
         text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
         dense: dict[int, float] = {}

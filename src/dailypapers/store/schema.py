@@ -74,7 +74,8 @@ papers = Table(
     Column("github_repo", String(2000)),
     Column("project_page", String(2000)),
     Column("organization_pk", Integer, ForeignKey("organizations.pk"), index=True),
-    Column("upvotes", Integer, nullable=False),
+    Column("upvotes", Integer, nullable=False),  # shown: the source's count plus local votes
+    Column("source_upvotes", Integer, nullable=False),  # the count the source last reported
     Column("submitted_on_daily_at", DateTime, index=True),
     Column("submitted_by_pk", Integer, ForeignKey("users.pk")),
     Column("source", String(40), nullable=False),
@@ -87,5 +88,27 @@ Index("ix_papers_daily_feed", papers.c.hidden, papers.c.submitted_on_daily_at)
 
 # Columns an ingest compares to decide inserted / updated / unchanged.
 CONTENT_COLUMNS = tuple(
-    c.name for c in papers.columns if c.name not in {"pk", "id", "ingested_at", "changed_at", "hidden"}
+    c.name for c in papers.columns
+    if c.name not in {"pk", "id", "ingested_at", "changed_at", "hidden", "upvotes", "source_upvotes"}
+)
+
+
+# --- semantic search: one embedding per paper (of the model that made it; see search/vectors.py) ---
+
+from pgvector.sqlalchemy import Vector  # noqa: E402
+from sqlalchemy import BigInteger, LargeBinary  # noqa: E402
+
+EMBEDDING_DIM = 384
+# SQLite: the float32 bytes; PostgreSQL: a pgvector vector(384) with an HNSW (cosine) index.
+VectorColumn = LargeBinary().with_variant(Vector(EMBEDDING_DIM), "postgresql")
+
+paper_embeddings = Table(
+    "paper_embeddings",
+    metadata,
+    Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(200), nullable=False),  # the embedder's name
+    Column("vector", VectorColumn, nullable=False),  # L2-normalized
+    # Write order: larger than every row committed before this one. A vector index records the
+    # largest it covers, and a search reads the few rows above it exactly.
+    Column("seq", BigInteger, nullable=False, index=True),
 )

@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("project_page", sa.String(2000)),
         sa.Column("organization_pk", sa.Integer, sa.ForeignKey("organizations.pk"), index=True),
         sa.Column("upvotes", sa.Integer, nullable=False),
+        sa.Column("source_upvotes", sa.Integer, nullable=False),
         sa.Column("submitted_on_daily_at", sa.DateTime, index=True),
         sa.Column("submitted_by_pk", sa.Integer, sa.ForeignKey("users.pk")),
         sa.Column("source", sa.String(40), nullable=False),

@@ -1,0 +1,103 @@
+"""`dailypapers search`: the same search the site runs, for a terminal or a script."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import typer
+
+from dailypapers.cli.common import fail, open_store, settings_or_fail
+from dailypapers.search.filters import SORTS, Filters
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        fail(f"{option} {value!r}: expected a date like 2025-01-31")
+
+
+def load_query_embedder():  # noqa: ANN201
+    """The configured embedder, or None (text search only) with a warning when it cannot load."""
+    from dailypapers.search.embedder import load_embedder
+
+    settings = settings_or_fail()
+    try:
+        return load_embedder(settings.embedding_model, settings.embedding_runtime, settings.embedding_device,
+                             cache_dir=settings.data_dir / "models")
+    except (ValueError, OSError, ImportError) as exc:
+        typer.echo(f"warning: searching by text only: {exc}", err=True)
+        return None
+
+
+def result_json(hit) -> dict:  # noqa: ANN001
+    p = hit.paper
+    return {
+        "id": p["id"], "title": p["title"], "score": round(hit.score, 6),
+        "numAuthors": p["num_authors"], "organization": p.get("organization_fullname") or p.get("organization_name"),
+        "publishedAt": p["published_at"].isoformat() if p["published_at"] else None,
+        "upvotes": p["upvotes"], "githubRepo": p["github_repo"],
+    }
+
+
+def result_lines(n: int, hit) -> str:  # noqa: ANN001
+    p = hit.paper
+    meta = [f"{p['num_authors']} authors"]
+    if p.get("organization_fullname") or p.get("organization_name"):
+        meta.append(p.get("organization_fullname") or p.get("organization_name"))
+    if p["published_at"]:
+        meta.append(p["published_at"].strftime("%b %-d, %Y"))
+    meta += [f"▲ {p['upvotes']}", p["id"]]
+    return f"{n:>3}. {p['title']}\n     {' · '.join(meta)}"
+
+
+def search(
+    query: str = typer.Argument(None, help='Words, "a phrase", -excluded, author:name, cat:cs.LG, or an arXiv id.'),
+    since: str | None = typer.Option(None, help="Published on or after (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, help="Published on or before (YYYY-MM-DD)."),
+    cat: list[str] = typer.Option([], "--cat", help="arXiv category (repeatable); 'cs' means every cs.* category."),
+    org: str | None = typer.Option(None, help="Organization handle, e.g. facebook."),
+    has_code: bool | None = typer.Option(None, "--has-code/--no-code", help="Only papers with (or without) code."),
+    sort: str = typer.Option("relevance", help=f"One of: {', '.join(SORTS)}."),
+    limit: int = typer.Option(10, min=1, max=1000, help="How many results."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"results": [...]}.'),
+    queries: Path | None = typer.Option(None, help="Batch mode: a TSV of query_id<TAB>query; one JSON line each."),
+    text_only: bool = typer.Option(False, "--text-only", help="Skip semantic search (no model loading)."),
+) -> None:
+    """Search papers by words and by meaning."""
+    from dailypapers.search.hybrid import search as run_search
+
+    if sort not in SORTS:
+        fail(f"--sort {sort!r}: use one of {', '.join(SORTS)}")
+    if (query is None) == (queries is None):
+        fail("give a query, or --queries FILE.tsv (not both)")
+    filters = Filters(since=_day(since, "--since"), until=_day(until, "--until"), categories=tuple(cat),
+                      organization=org, has_code=has_code)
+    engine = open_store()
+    embedder = None if text_only else load_query_embedder()
+    if queries is not None:
+        if not queries.is_file():
+            fail(f"{queries}: no such file")
+        for n, line in enumerate(queries.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            query_id, tab, text = line.partition("\t")
+            if not tab:
+                fail(f"{queries}: line {n}: expected query_id<TAB>query")
+            page = run_search(engine, text, filters=filters, sort=sort, limit=limit, embedder=embedder)
+            typer.echo(json.dumps({"query_id": query_id, "results": [result_json(h) for h in page.hits]}))
+        return
+    page = run_search(engine, query, filters=filters, sort=sort, limit=limit, embedder=embedder)
+    if as_json:
+        typer.echo(json.dumps({"query": query, "paper_id": page.paper_id,
+                               "results": [result_json(h) for h in page.hits]}))
+        return
+    if not page.hits:
+        typer.echo("no papers found", err=True)
+        return
+    for n, hit in enumerate(page.hits, 1):
+        typer.echo(result_lines(n, hit))
