@@ -1,0 +1,476 @@
+"""Community: upvotes, comments, saved papers (and their BibTeX), paper submissions, moderation.
+
+Plain functions over an Engine; who may do what beyond "the author of a comment" (for instance that
+only admins hide papers and comments) is checked by the caller, which knows the signed-in user.
+Errors are ``CommunityError`` subclasses with a sentence for the page: ``NotFound`` (404),
+``Forbidden`` (403), the rest (400).
+
+Votes: ``papers.upvotes`` is the shown total (the source's count plus local votes). Each local vote
+is one ``upvotes`` row, and the row and the ``upvotes = upvotes ± 1`` move together in one
+transaction, so the total always equals ``source_upvotes`` plus the rows, whatever clicks race.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+
+import nh3
+from markdown_it import MarkdownIt
+from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from dailypapers.domain import ARXIV_ID, Paper, RecordError, Sourced
+from dailypapers.ingest import ingest
+from dailypapers.sources.arxiv_api import normalize_id
+from dailypapers.sources.common import SourceError
+from dailypapers.store.schema import comments, organizations, papers, upvotes, users
+from dailypapers.store.schema import saved_papers as saved_table
+
+MAX_COMMENT = 10_000
+
+
+class CommunityError(ValueError):
+    """An action refused, with a sentence to show (and the form field it concerns, when one does)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(CommunityError):
+    """The paper or comment does not exist (or is hidden)."""
+
+
+class Forbidden(CommunityError):
+    """The user may not do this (another user's comment)."""
+
+
+class SubmissionError(CommunityError):
+    """A submitted id or URL that cannot be put on the feed."""
+
+    def __init__(self, message: str):
+        super().__init__(message, field="paper")
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    if now.tzinfo is not None:
+        now = now.astimezone(timezone.utc).replace(tzinfo=None)
+    return now
+
+
+_visible = papers.c.hidden.is_(False)
+
+
+def _paper_pk(conn: Connection, paper_id: str) -> int:
+    pk = conn.execute(select(papers.c.pk).where(papers.c.id == paper_id, _visible)).scalar()
+    if pk is None:
+        raise NotFound(f"There is no paper {paper_id}.")
+    return pk
+
+
+# --- upvotes ------------------------------------------------------------------------------------
+
+
+def toggle_upvote(engine: Engine, user_pk: int, paper_id: str, *,
+                  now: datetime | None = None) -> tuple[bool, int]:
+    """Vote for the paper, or take the vote back; returns (voted now, the paper's upvotes).
+
+    Every statement writes, the first one included, so on SQLite the transaction holds the write lock
+    from its start and concurrent toggles queue behind the busy timeout instead of failing.
+    """
+    now = _now(now)
+    paper_pk = select(papers.c.pk).where(papers.c.id == paper_id).scalar_subquery()
+    try:
+        with engine.begin() as conn:
+            removed = conn.execute(
+                delete(upvotes).where(upvotes.c.user_pk == user_pk, upvotes.c.paper_pk == paper_pk)
+            ).rowcount
+            if removed:
+                voted, delta = False, -1
+            else:
+                added = conn.execute(insert(upvotes).from_select(
+                    ["user_pk", "paper_pk", "created_at"],
+                    select(literal(user_pk), papers.c.pk, literal(now, upvotes.c.created_at.type))
+                    .where(papers.c.id == paper_id, _visible),
+                ).returning(upvotes.c.paper_pk)).first()  # (rowcount of an INSERT is not portable)
+                if added is None:
+                    raise NotFound(f"There is no paper {paper_id}.")
+                voted, delta = True, 1
+            total = conn.execute(
+                update(papers).where(papers.c.id == paper_id).values(upvotes=papers.c.upvotes + delta)
+                .returning(papers.c.upvotes)
+            ).scalar_one()
+    except IntegrityError:
+        # A concurrent click of the same user inserted the row first (PostgreSQL; SQLite serialises
+        # writers): the vote is there, which is what this click asked for.
+        with engine.connect() as conn:
+            there = conn.execute(select(upvotes.c.user_pk).where(
+                upvotes.c.user_pk == user_pk, upvotes.c.paper_pk == paper_pk)).first()
+            if there is None:
+                raise  # something else (an unknown user): not a race to paper over
+            return True, conn.execute(select(papers.c.upvotes).where(papers.c.id == paper_id)).scalar_one()
+    return voted, total
+
+
+def has_voted(engine: Engine, user_pk: int | None, paper_ids: Iterable[str]) -> set[str]:
+    """Which of these papers the user has voted for."""
+    ids = list(paper_ids)
+    if user_pk is None or not ids:
+        return set()
+    query = (select(papers.c.id).join(upvotes, upvotes.c.paper_pk == papers.c.pk)
+             .where(upvotes.c.user_pk == user_pk, papers.c.id.in_(ids)))
+    with engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
+# --- comments -----------------------------------------------------------------------------------
+
+# CommonMark with raw HTML off (typed tags show as text) and no images (no third-party requests from
+# a comment); markdown-it refuses javascript:, vbscript:, file: and data: links by itself, and nh3
+# sanitizes the result once more with an allow-list.
+_markdown = MarkdownIt("commonmark", {"html": False}).enable("strikethrough").disable("image")
+_ALLOWED_TAGS = {"p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li",
+                 "a", "h1", "h2", "h3", "h4", "h5", "h6"}
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "code": {"class"}}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def render_markdown(text: str) -> str:
+    """Markdown as safe HTML: no raw HTML, only http(s)/mailto links, each with rel="nofollow noopener"."""
+    return nh3.clean(
+        _markdown.render(text),
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="nofollow noopener",
+        strip_comments=True,
+    )
+
+
+def _body(markdown: str) -> str:
+    body = _CONTROL.sub("", markdown).strip() if isinstance(markdown, str) else ""
+    if not body:
+        raise CommunityError("A comment cannot be empty.", field="body")
+    if len(body) > MAX_COMMENT:
+        raise CommunityError(f"A comment can be at most {MAX_COMMENT:,} characters; "
+                             f"this one has {len(body):,}.", field="body")
+    return body
+
+
+def add_comment(engine: Engine, user_pk: int, paper_id: str, markdown: str, *,
+                now: datetime | None = None) -> int:
+    """Comment on a visible paper; returns the comment's pk."""
+    body = _body(markdown)
+    with engine.begin() as conn:
+        paper_pk = _paper_pk(conn, paper_id)
+        return conn.execute(insert(comments).values(
+            paper_pk=paper_pk, user_pk=user_pk, body=body, created_at=_now(now), hidden=False,
+        ).returning(comments.c.pk)).scalar_one()
+
+
+def _own_comment(conn: Connection, user_pk: int, comment_pk: int, action: str) -> None:
+    author = conn.execute(select(comments.c.user_pk).where(comments.c.pk == comment_pk)).first()
+    if author is None:
+        raise NotFound("That comment does not exist.")
+    if author.user_pk != user_pk:
+        raise Forbidden(f"Only its author can {action} this comment.")
+
+
+def edit_comment(engine: Engine, user_pk: int, comment_pk: int, markdown: str, *,
+                 now: datetime | None = None) -> None:
+    """Replace the text of one's own comment (it is marked edited)."""
+    body = _body(markdown)
+    with engine.begin() as conn:
+        _own_comment(conn, user_pk, comment_pk, "edit")
+        conn.execute(update(comments).where(comments.c.pk == comment_pk)
+                     .values(body=body, edited_at=_now(now)))
+
+
+def delete_comment(engine: Engine, user_pk: int, comment_pk: int) -> None:
+    """Delete one's own comment."""
+    with engine.begin() as conn:
+        _own_comment(conn, user_pk, comment_pk, "delete")
+        conn.execute(delete(comments).where(comments.c.pk == comment_pk))
+
+
+def hide_comment(engine: Engine, comment_pk: int, hidden: bool = True) -> None:
+    """Moderation (the caller checks that the user is an admin): hide a comment, or show it again."""
+    with engine.begin() as conn:
+        found = conn.execute(update(comments).where(comments.c.pk == comment_pk).values(hidden=hidden))
+        if found.rowcount != 1:
+            raise NotFound("That comment does not exist.")
+
+
+def list_comments(engine: Engine, paper_id: str, *, include_hidden: bool = False) -> list[dict]:
+    """A paper's comments, oldest first: pk, user_pk, username, fullname, avatar_url, body (Markdown),
+    html (rendered, sanitized), created_at, edited_at, hidden. Hidden ones only with ``include_hidden``."""
+    query = (
+        select(comments.c.pk, comments.c.user_pk, users.c.username, users.c.fullname, users.c.avatar_url,
+               comments.c.body, comments.c.created_at, comments.c.edited_at, comments.c.hidden)
+        .join(papers, papers.c.pk == comments.c.paper_pk)
+        .join(users, users.c.pk == comments.c.user_pk)
+        .where(papers.c.id == paper_id)
+        .order_by(comments.c.created_at, comments.c.pk)
+    )
+    if not include_hidden:
+        query = query.where(comments.c.hidden.is_(False))
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    for row in rows:
+        row["html"] = render_markdown(row["body"])
+    return rows
+
+
+def comment_counts(engine: Engine, paper_ids: Iterable[str]) -> dict[str, int]:
+    """Visible comments per paper, for every id asked about (0 when none)."""
+    ids = list(paper_ids)
+    counts = dict.fromkeys(ids, 0)
+    if not ids:
+        return counts
+    query = (select(papers.c.id, func.count()).join(comments, comments.c.paper_pk == papers.c.pk)
+             .where(papers.c.id.in_(ids), comments.c.hidden.is_(False)).group_by(papers.c.id))
+    with engine.connect() as conn:
+        counts.update({paper_id: n for paper_id, n in conn.execute(query)})
+    return counts
+
+
+# --- saved papers -------------------------------------------------------------------------------
+
+
+def toggle_saved(engine: Engine, user_pk: int, paper_id: str, *, now: datetime | None = None) -> bool:
+    """Save the paper to the user's list, or remove it; returns whether it is saved now."""
+    now = _now(now)
+    paper_pk = select(papers.c.pk).where(papers.c.id == paper_id).scalar_subquery()
+    try:
+        with engine.begin() as conn:
+            if conn.execute(delete(saved_table).where(saved_table.c.user_pk == user_pk,
+                                                       saved_table.c.paper_pk == paper_pk)).rowcount:
+                return False
+            added = conn.execute(insert(saved_table).from_select(
+                ["user_pk", "paper_pk", "created_at"],
+                select(literal(user_pk), papers.c.pk, literal(now, saved_table.c.created_at.type))
+                .where(papers.c.id == paper_id, _visible),
+            ).returning(saved_table.c.paper_pk)).first()
+            if added is None:
+                raise NotFound(f"There is no paper {paper_id}.")
+            return True
+    except IntegrityError:
+        with engine.connect() as conn:
+            if conn.execute(select(saved_table.c.user_pk).where(
+                    saved_table.c.user_pk == user_pk, saved_table.c.paper_pk == paper_pk)).first() is None:
+                raise
+        return True
+
+
+def saved_ids(engine: Engine, user_pk: int | None, paper_ids: Iterable[str]) -> set[str]:
+    """Which of these papers the user has saved."""
+    ids = list(paper_ids)
+    if user_pk is None or not ids:
+        return set()
+    query = (select(papers.c.id).join(saved_table, saved_table.c.paper_pk == papers.c.pk)
+             .where(saved_table.c.user_pk == user_pk, papers.c.id.in_(ids)))
+    with engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
+def saved_papers(engine: Engine, user_pk: int) -> list[dict]:
+    """The user's saved (visible) papers, last saved first: paper rows plus organization_name,
+    organization_fullname and saved_at."""
+    query = (
+        select(papers, organizations.c.name.label("organization_name"),
+               organizations.c.fullname.label("organization_fullname"),
+               saved_table.c.created_at.label("saved_at"))
+        .join(saved_table, saved_table.c.paper_pk == papers.c.pk)
+        .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
+        .where(saved_table.c.user_pk == user_pk, _visible)
+        .order_by(saved_table.c.created_at.desc(), papers.c.pk.desc())
+    )
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# --- BibTeX -------------------------------------------------------------------------------------
+
+_BIB_ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "$": r"\$",
+                "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_BIB_SPECIAL = re.compile("[" + re.escape("".join(_BIB_ESCAPES)) + "]")
+_STOP_WORDS = {"a", "an", "the", "on", "of", "in", "for", "to", "and", "with", "at", "by", "from"}
+_NAME_SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
+
+
+def _bib_text(value: str) -> str:
+    """Text for a BibTeX field: one line, its special characters escaped."""
+    return _BIB_SPECIAL.sub(lambda m: _BIB_ESCAPES[m.group(0)], " ".join(str(value).split()))
+
+
+def _bib_verbatim(value: str) -> str:
+    """URLs, DOIs, eprints are read verbatim by biblatex: only braces, backslashes and spaces go."""
+    return re.sub(r"[{}\\\s]", "", str(value))
+
+
+def _ascii_words(text: str) -> list[str]:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.findall(r"[a-z0-9]+", folded.lower())
+
+
+def _author_names(paper: dict) -> list[str]:
+    names = []
+    for author in paper.get("authors") or []:
+        name = author.get("name") if isinstance(author, dict) else getattr(author, "name", author)
+        if isinstance(name, str) and name.strip():
+            names.append(" ".join(name.split()))
+    return names
+
+
+def _last_name(name: str) -> str:
+    if "," in name:  # "Turing, Alan"
+        return name.split(",", 1)[0]
+    parts = [p for p in name.split() if p.lower().strip(".") not in _NAME_SUFFIXES]
+    return parts[-1] if parts else name
+
+
+def _year(paper: dict) -> int | None:
+    when = paper.get("published_at")
+    if isinstance(when, datetime):
+        return when.year
+    if isinstance(when, str) and re.match(r"\d{4}", when):
+        return int(when[:4])
+    return None
+
+
+def _categories(paper: dict) -> list[str]:
+    cats = paper.get("categories") or []
+    return cats.split() if isinstance(cats, str) else list(cats)
+
+
+def citation_key(paper: dict) -> str:
+    """``lastname`` of the first author + year + first word of the title: ``stanley2016heat``.
+
+    Accents are folded ("Núñez" -> "nunez"); short words ("a", "on", "the") and numbers are skipped;
+    without author names the key starts with "anonymous".
+    """
+    names = _author_names(paper)
+    last = "".join(_ascii_words(_last_name(names[0]))) if names else ""
+    words = [w for w in _ascii_words(paper.get("title") or "") if w not in _STOP_WORDS and not w.isdigit()]
+    year = _year(paper)
+    return (last or "anonymous") + (str(year) if year else "") + (words[0] if words else "")
+
+
+def bibtex(papers: list[dict]) -> str:  # noqa: F811 - the parameter shadows the table here only
+    """BibTeX entries for paper rows (as the store returns them), in the order given.
+
+    ``@article`` with ``journal`` when a journal reference is known, else ``@misc``; arXiv papers get
+    ``eprint``, ``archivePrefix`` and ``primaryClass``. A paper whose authors are only counted gets
+    ``author = {others}``. Keys repeated within the list get a letter: ``smith2025deepb``.
+    """
+    entries, used = [], set()
+    for paper in papers:
+        key = base = citation_key(paper)
+        suffix = ord("b")
+        while key in used:
+            key, suffix = f"{base}{chr(suffix)}", suffix + 1
+        used.add(key)
+
+        names = _author_names(paper)
+        count = paper.get("num_authors") or 0
+        authors = " and ".join(_bib_text(n) for n in names)
+        if count > len(names):
+            authors = f"{authors} and others" if authors else "others"
+        fields: list[tuple[str, str]] = [("title", _bib_text(paper.get("title") or ""))]
+        if authors:
+            fields.append(("author", authors))
+        if year := _year(paper):
+            fields.append(("year", str(year)))
+        paper_id = paper.get("id") or ""
+        arxiv = bool(ARXIV_ID.fullmatch(paper_id))
+        if arxiv:
+            fields += [("eprint", _bib_verbatim(paper_id)), ("archivePrefix", "arXiv")]
+            if cats := _categories(paper):
+                fields.append(("primaryClass", _bib_verbatim(cats[0])))
+        if journal := paper.get("journal_ref"):
+            fields.append(("journal", _bib_text(journal)))
+        if doi := paper.get("doi"):
+            fields.append(("doi", _bib_verbatim(doi)))
+        if arxiv:
+            fields.append(("url", f"https://arxiv.org/abs/{_bib_verbatim(paper_id)}"))
+        elif doi:
+            fields.append(("url", f"https://doi.org/{_bib_verbatim(doi)}"))
+        kind = "article" if paper.get("journal_ref") else "misc"
+        body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
+        entries.append(f"@{kind}{{{key},\n{body}\n}}\n")
+    return "\n".join(entries)
+
+
+# --- moderation and submissions -----------------------------------------------------------------
+
+
+def hide_paper(engine: Engine, paper_id: str, hidden: bool = True) -> None:
+    """Moderation (the caller checks that the user is an admin): hide a paper everywhere, or show it."""
+    with engine.begin() as conn:
+        if conn.execute(update(papers).where(papers.c.id == paper_id).values(hidden=hidden)).rowcount != 1:
+            raise NotFound(f"There is no paper {paper_id}.")
+
+
+def _today(now: datetime | None) -> datetime:
+    return _now(now).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _put_on_feed(engine: Engine, paper_id: str, user_pk: int, day: datetime) -> bool:
+    """Put the paper on the feed of ``day``; False when it already was on a feed (the first day stays)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(papers)
+            .where(papers.c.id == paper_id, papers.c.submitted_on_daily_at.is_(None))
+            .values(submitted_on_daily_at=day, submitted_by_pk=user_pk)
+        ).rowcount == 1
+
+
+def submit_paper(
+    engine: Engine,
+    text: str,
+    user_pk: int,
+    *,
+    fetch: Callable[[list[str]], Iterator[Sourced]],
+    now: datetime | None = None,
+) -> tuple[str, bool]:
+    """Put a paper on today's feed by arXiv id or URL; returns (paper id, it was already on the feed).
+
+    A paper not in the store yet is fetched with ``fetch`` (the web passes
+    ``lambda ids: fetch_papers(ids, base_url=..., delay=0)``) and ingested first.
+    Raises SubmissionError with a sentence for the form.
+    """
+    try:
+        paper_id, _version = normalize_id(text)  # the latest version is what gets stored
+    except RecordError as exc:
+        raise SubmissionError(exc.reason) from None
+    day = _today(now)
+
+    with engine.connect() as conn:
+        row = conn.execute(select(papers.c.hidden, papers.c.submitted_on_daily_at)
+                           .where(papers.c.id == paper_id)).first()
+    if row is not None:
+        if row.hidden:
+            raise SubmissionError(f"{paper_id} was removed from this site and cannot be submitted.")
+        if row.submitted_on_daily_at is not None:
+            return paper_id, True
+        return paper_id, not _put_on_feed(engine, paper_id, user_pk, day)
+
+    try:
+        found = [(where, record) for where, record in fetch([paper_id])
+                 if isinstance(record, Paper) and record.id == paper_id]
+    except SourceError as exc:
+        raise SubmissionError(f"arXiv could not be asked for {paper_id} ({exc}); try again later.") from None
+    if not found:
+        raise SubmissionError(f"{paper_id} was not found on arXiv")
+    report = ingest(engine, found[:1])
+    if report.rejections:
+        raise SubmissionError(f"{paper_id} could not be added: {report.rejections[0].field}: "
+                              f"{report.rejections[0].reason}")
+    return paper_id, not _put_on_feed(engine, paper_id, user_pk, day)
