@@ -35,8 +35,13 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="Sentence-embedding model: a local path or name; default the bundled all-MiniLM-L6-v2."
     )
-    embedding_runtime: str = Field("onnx", description="onnx (int8, fast on CPU) or torch (sentence-transformers).")
+    embedding_runtime: str = Field("onnx", description="onnx (int8, fast on CPU), torch (sentence-transformers), "
+                                   "or off (search by words only).")
     embedding_device: str = Field("cpu", description="cpu, or cuda where there is a GPU.")
+    base_url: str | None = Field(None, description="The site's public URL, for links in mail and feeds "
+                                 "(e.g. https://papers.example.org); default: the URL of each request.")
+    smtp_url: str | None = Field(None, description="smtp://user:password@host:587 (STARTTLS) or smtps://host:465.")
+    mail_from: str = Field("dailypapers <noreply@localhost>", description="The From address of mail.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Papers per ingest transaction.")
 
     @field_validator("feature_categories", mode="before")

@@ -26,6 +26,8 @@ def load_query_embedder():  # noqa: ANN201
     from dailypapers.search.embedder import load_embedder
 
     settings = settings_or_fail()
+    if settings.embedding_runtime == "off":
+        return None
     try:
         return load_embedder(settings.embedding_model, settings.embedding_runtime, settings.embedding_device,
                              cache_dir=settings.data_dir / "models")

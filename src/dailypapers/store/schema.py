@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -50,7 +51,15 @@ users = Table(
     Column("fullname", String(300)),
     Column("avatar_url", String(2000)),
     Column("created_at", DateTime, nullable=False),
+    # Accounts (migration 0003). Users imported from a source (HF submitters) have no email or password.
+    Column("email", String(320)),  # lower-cased; unique through ix_users_email
+    Column("password_hash", String(300)),  # argon2id, with its parameters
+    Column("is_admin", Boolean, nullable=False, default=False, server_default=false()),
+    Column("api_token_hash", String(64)),  # SHA-256 hex of the personal API token; unique index
 )
+# Unique indexes rather than constraints: SQLite can add those to an existing table without rebuilding it.
+Index("ix_users_email", users.c.email, unique=True)
+Index("ix_users_api_token_hash", users.c.api_token_hash, unique=True)
 
 papers = Table(
     "papers",
@@ -112,3 +121,66 @@ paper_embeddings = Table(
     # largest it covers, and a search reads the few rows above it exactly.
     Column("seq", BigInteger, nullable=False, index=True),
 )
+
+
+# --- community: votes, comments, saved papers, sessions, password resets, login attempts (0003) ---
+
+# One row per local vote; papers.upvotes moves by one in the same transaction (see community.py).
+# Deleting a user is refused while they have votes: their votes must be taken back (and counted) first.
+upvotes = Table(
+    "upvotes",
+    metadata,
+    Column("user_pk", Integer, ForeignKey("users.pk"), primary_key=True),
+    Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), nullable=False),
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("body", Text, nullable=False),  # Markdown as written; rendered and sanitized when shown
+    Column("created_at", DateTime, nullable=False),
+    Column("edited_at", DateTime),
+    Column("hidden", Boolean, nullable=False, default=False, server_default=false()),
+)
+Index("ix_comments_paper_pk_created_at", comments.c.paper_pk, comments.c.created_at)
+
+saved_papers = Table(
+    "saved_papers",
+    metadata,
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Tokens are stored as their SHA-256 (hex): a copy of the database gives no one a login.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("expires_at", DateTime, nullable=False),
+    Column("used_at", DateTime),
+)
+
+# Failed sign-ins, by key (what the web passes: email + client address), for rate limiting.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("key", String(320), nullable=False),
+    Column("at", DateTime, nullable=False),
+)
+Index("ix_login_attempts_key_at", login_attempts.c.key, login_attempts.c.at)

@@ -1,45 +1,103 @@
-"""The web application factory: every route wired in one place. Routes stay thin over the core."""
+"""The web application factory: every route, middleware and error handler wired in one place."""
 
 from __future__ import annotations
 
-from datetime import date
+import logging
+from functools import cache
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dailypapers.config import Settings, get_settings
 from dailypapers.store import queries
 from dailypapers.store.db import open_engine
+from dailypapers.web import actions, api, auth, feeds, pages
+from dailypapers.web.deps import render
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+log = logging.getLogger("dailypapers.web")
+STATIC = Path(__file__).with_name("static")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  # noqa: ANN001
+    """A configured app. ``embedder`` overrides the configured model (tests pass a loaded one)."""
     settings = settings or get_settings()
     engine = open_engine(settings.db_url)
-    app = FastAPI(title="dailypapers", version="0.1.0")
+    app = FastAPI(title="dailypapers", version="0.1.0",
+                  description="Daily papers, trending and search. The JSON API follows the Hugging Face "
+                              "papers API: /api/daily_papers, /api/papers/{id}, /api/papers/search.")
+    app.state.settings = settings
+    app.state.engine = engine
 
-    def feed_page(request: Request, day: date | None) -> HTMLResponse:
-        day = day or queries.latest_daily_date(engine)
-        papers = queries.daily_papers(engine, day) if day else []
-        return TEMPLATES.TemplateResponse(request, "daily.html", {"day": day, "papers": papers})
+    @cache
+    def load_embedder():  # noqa: ANN202 - loaded on the first search, once per process
+        if embedder is not None or settings.embedding_runtime == "off":
+            return embedder
+        from dailypapers.search.embedder import load_embedder as load
 
-    @app.get("/", response_class=HTMLResponse)
-    def home(request: Request) -> HTMLResponse:
-        return feed_page(request, None)
-
-    @app.get("/papers/date/{day}", response_class=HTMLResponse)
-    def by_date(request: Request, day: str) -> HTMLResponse:
         try:
-            parsed = date.fromisoformat(day)
-        except ValueError:
-            raise HTTPException(400, f"{day!r} is not a date like 2025-10-10") from None
-        return feed_page(request, parsed)
+            return load(settings.embedding_model, settings.embedding_runtime, settings.embedding_device,
+                        cache_dir=settings.data_dir / "models")
+        except (ValueError, OSError, ImportError) as exc:
+            log.warning("semantic search is off: %s", exc)
+            return None
 
-    @app.get("/api/stats")
-    def api_stats() -> dict:
+    app.state.embedder = load_embedder
+    app.state.base_url = lambda request: (settings.base_url or str(request.base_url)).rstrip("/")
+    app.state.send_reset = lambda email, link: _send_reset(settings, email, link)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(api.router)
+    app.include_router(feeds.router)
+    app.include_router(auth.router)
+    app.include_router(actions.router)
+    app.include_router(pages.router)
+
+    @app.get("/api/stats", include_in_schema=False)
+    def stats() -> dict:
         return queries.stats(engine)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "request"
+        return error_response(request, 400, f"{where}: {first['msg']}")
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "Something went wrong on our side; it has been logged.")
+
     return app
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    """One JSON shape for the API ({"error": ...}), one page for people; never a stack trace."""
+    if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"error": message}, status_code=status)
+    titles = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
+              405: "Not allowed", 500: "Server error"}
+    response = render(request, "error.html", {"status": status, "title": titles.get(status, "Error"),
+                                              "message": message}, status_code=status)
+    if status == 401:
+        response.headers["X-Login"] = f"/login?next={request.url.path}"
+    return response
+
+
+def _send_reset(settings: Settings, email: str, link: str) -> None:
+    from dailypapers.mail.send import send_plain
+
+    send_plain(settings, email, "Reset your dailypapers password",
+               f"Someone asked to reset the password of this address on dailypapers.\n\n"
+               f"Choose a new password here (the link works once, for one hour):\n{link}\n\n"
+               f"If it was not you, ignore this message.\n")
+
+
+

@@ -1,0 +1,76 @@
+"""The JSON API, shaped like the Hugging Face papers API: change the base URL and scripts work."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+
+from dailypapers import accounts, community
+from dailypapers.search.hybrid import search
+from dailypapers.store import queries
+from dailypapers.web import periods, shape
+from dailypapers.web.deps import Db
+from dailypapers.web.periods import PeriodError
+
+router = APIRouter(prefix="/api", tags=["papers"])
+
+
+def _period(date: str | None, week: str | None, month: str | None, engine) -> periods.Period:  # noqa: ANN001
+    given = [(name, value) for name, value in (("date", date), ("week", week), ("month", month)) if value]
+    if len(given) > 1:
+        raise HTTPException(400, "give only one of date, week and month")
+    try:
+        if not given:
+            latest = queries.latest_daily_date(engine)
+            return periods.day(latest) if latest else periods.day("1970-01-01")
+        name, value = given[0]
+        return {"date": periods.day, "week": periods.week, "month": periods.month}[name](value)
+    except PeriodError as exc:
+        raise HTTPException(400, f"{given[0][0]}: {exc}") from None
+
+
+@router.get("/daily_papers", summary="Papers on the daily feed of a day, week or month")
+def daily_papers(
+    engine: Db,
+    date: str | None = Query(None, description="YYYY-MM-DD; default the latest day with papers"),
+    week: str | None = Query(None, description="ISO week, e.g. 2025-W09"),
+    month: str | None = Query(None, description="YYYY-MM"),
+    submitter: str | None = Query(None, max_length=100, description="Username of who put papers on the feed"),
+    sort: str = Query("publishedAt", pattern="^(publishedAt|trending)$"),
+    p: int = Query(0, ge=0, le=100_000, description="Page, from 0"),
+    limit: int = Query(50, ge=1, le=100),
+) -> list[dict]:
+    period = _period(date, week, month, engine)
+    rows, _ = queries.feed(engine, period.start, period.end, sort=sort, limit=limit, offset=p * limit,
+                           submitter=submitter)
+    counts = community.comment_counts(engine, [r["id"] for r in rows])
+    return [shape.daily_item(r, counts.get(r["id"], 0)) for r in rows]
+
+
+@router.get("/papers/search", summary="Search papers by words and by meaning")
+def search_papers(request: Request, engine: Db, q: str = Query(..., max_length=10_000),
+                  limit: int = Query(20, ge=1, le=100)) -> list[dict]:
+    page = search(engine, q, limit=limit, embedder=request.app.state.embedder())
+    rows = [h.paper for h in page.hits]
+    counts = community.comment_counts(engine, [r["id"] for r in rows])
+    return [shape.daily_item(r, counts.get(r["id"], 0)) for r in rows]
+
+
+@router.get("/papers/{paper_id:path}", summary="One paper (the API equivalent of the paper page)")
+def paper(paper_id: str, engine: Db) -> dict:
+    row = queries.paper(engine, paper_id)
+    if row is None:
+        raise HTTPException(404, f"There is no paper {paper_id[:80]!r} here.")
+    return shape.paper(row, community.comment_counts(engine, [paper_id]).get(paper_id, 0))
+
+
+@router.post("/papers/{paper_id:path}/upvote", summary="Toggle your upvote (Authorization: Bearer <API token>)")
+def upvote(paper_id: str, engine: Db, authorization: str | None = Header(None)) -> dict:
+    scheme, _, token = (authorization or "").partition(" ")
+    user = accounts.token_user(engine, token.strip()) if scheme.lower() == "bearer" and token else None
+    if user is None:
+        raise HTTPException(401, "Send your personal API token: Authorization: Bearer <token> (see /account).")
+    try:
+        voted, upvotes = community.toggle_upvote(engine, user["pk"], paper_id)
+    except community.NotFound as exc:
+        raise HTTPException(404, exc.message) from None
+    return {"voted": voted, "upvotes": upvotes}

@@ -1,0 +1,84 @@
+"""What every route needs: the engine, the signed-in user, CSRF checks, and page rendering."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import Engine
+
+from dailypapers import accounts
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+SESSION_COOKIE = "dp_session"
+CSRF_COOKIE = "dp_csrf"
+
+
+def engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def current_user(request: Request) -> dict | None:
+    """The signed-in user (from the session cookie), looked up once per request."""
+    if not hasattr(request.state, "user"):
+        token = request.cookies.get(SESSION_COOKIE)
+        request.state.user = accounts.session_user(request.app.state.engine, token) if token else None
+    return request.state.user
+
+
+def require_user(request: Request) -> dict:
+    user = current_user(request)
+    if user is None:
+        raise HTTPException(401, "Sign in to do that.")
+    return user
+
+
+def require_admin(request: Request) -> dict:
+    user = require_user(request)
+    if not user["is_admin"]:
+        raise HTTPException(403, "Only an administrator can do that.")
+    return user
+
+
+def csrf_token(request: Request) -> str:
+    """The token forms and scripts send back; the same value lives in a cookie (double submit)."""
+    if not hasattr(request.state, "csrf"):
+        request.state.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    return request.state.csrf
+
+
+async def check_csrf(request: Request) -> None:
+    """Every state-changing form or script request carries the token of its page."""
+    cookie = request.cookies.get(CSRF_COOKIE)
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        sent = (await request.form()).get("csrf_token")
+    if not cookie or not sent or not hmac.compare_digest(str(cookie), str(sent)):
+        raise HTTPException(403, "This form has expired or did not come from this site; reload the page "
+                                 "and try again.")
+
+
+Db = Annotated[Engine, Depends(engine)]
+User = Annotated[dict | None, Depends(current_user)]
+SignedIn = Annotated[dict, Depends(require_user)]
+Admin = Annotated[dict, Depends(require_admin)]
+Csrf = Depends(check_csrf)
+
+
+def render(request: Request, template: str, context: dict | None = None, status_code: int = 200) -> HTMLResponse:
+    context = {"user": current_user(request), "csrf_token": csrf_token(request), **(context or {})}
+    response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+    set_csrf_cookie(request, response)
+    return response
+
+
+def set_csrf_cookie(request: Request, response) -> None:  # noqa: ANN001
+    if request.cookies.get(CSRF_COOKIE) != csrf_token(request):
+        response.set_cookie(CSRF_COOKIE, csrf_token(request), httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https", max_age=60 * 60 * 24 * 365)

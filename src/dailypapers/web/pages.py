@@ -1,0 +1,171 @@
+"""The HTML pages: feeds by day, week and month, trending, search, a paper, an organization."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from dailypapers import community
+from dailypapers.search.filters import SORTS, Filters
+from dailypapers.search.hybrid import search
+from dailypapers.store import queries
+from dailypapers.web import periods
+from dailypapers.web.deps import Db, User, render
+from dailypapers.web.periods import Period, PeriodError
+
+router = APIRouter()
+PAGE_SIZE = 30
+
+
+def decorate(engine, user: dict | None, rows: list[dict]) -> list[dict]:  # noqa: ANN001
+    """Add what a card shows beyond the row: comment count, and the viewer's vote and save."""
+    ids = [r["id"] for r in rows]
+    counts = community.comment_counts(engine, ids)
+    voted = community.has_voted(engine, user["pk"] if user else None, ids)
+    saved = community.saved_ids(engine, user["pk"] if user else None, ids)
+    for r in rows:
+        r |= {"num_comments": counts.get(r["id"], 0), "voted": r["id"] in voted, "saved": r["id"] in saved}
+    return rows
+
+
+def _period(kind: str, value: str) -> Period:
+    try:
+        return {"date": periods.day, "week": periods.week, "month": periods.month}[kind](value)
+    except PeriodError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def feed_page(request: Request, engine, user, period: Period | None) -> HTMLResponse:  # noqa: ANN001
+    if period is None:
+        latest = queries.latest_daily_date(engine)
+        period = periods.day(latest or date.today())
+    sort = request.query_params.get("sort", "upvotes")
+    if sort not in ("upvotes", "publishedAt", "trending"):
+        raise HTTPException(400, f"sort must be upvotes, publishedAt or trending, not {sort[:40]!r}")
+    rows, total = queries.feed(engine, period.start, period.end, sort=sort, limit=500)
+    before = after = None
+    if period.kind == "day":
+        before, after = queries.neighbour_days(engine, period.start)
+    return render(request, "feed.html", {
+        "period": period, "papers": decorate(engine, user, rows), "total": total, "sort": sort,
+        "before": before, "after": after, "previous": period.shifted(-1), "next": period.shifted(1),
+    })
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, engine: Db, user: User) -> HTMLResponse:
+    return feed_page(request, engine, user, None)
+
+
+@router.get("/papers/date/{value}", response_class=HTMLResponse)
+def by_day(request: Request, value: str, engine: Db, user: User) -> HTMLResponse:
+    return feed_page(request, engine, user, _period("date", value))
+
+
+@router.get("/papers/week/{value}", response_class=HTMLResponse)
+def by_week(request: Request, value: str, engine: Db, user: User) -> HTMLResponse:
+    return feed_page(request, engine, user, _period("week", value))
+
+
+@router.get("/papers/month/{value}", response_class=HTMLResponse)
+def by_month(request: Request, value: str, engine: Db, user: User) -> HTMLResponse:
+    return feed_page(request, engine, user, _period("month", value))
+
+
+@router.get("/trending", response_class=HTMLResponse)
+def trending(request: Request, engine: Db, user: User) -> HTMLResponse:
+    rows = queries.trending(engine, limit=PAGE_SIZE)
+    return render(request, "trending.html", {"papers": decorate(engine, user, rows)})
+
+
+def parse_filters(request: Request) -> Filters:
+    """Filters from the query string; a bad value is a 400 that names it."""
+    params = request.query_params
+
+    def day_param(name: str) -> date | None:
+        value = params.get(name) or None
+        if value is None:
+            return None
+        try:
+            return periods.day(value).start
+        except PeriodError as exc:
+            raise HTTPException(400, f"{name}: {exc}") from None
+
+    has_code = params.get("has_code") or None
+    if has_code not in (None, "1", "0", "true", "false"):
+        raise HTTPException(400, "has_code must be 1 or 0")
+    categories = tuple(c.strip() for c in params.getlist("cat") if c.strip())
+    if any(len(c) > 50 for c in categories):
+        raise HTTPException(400, "cat: a category has at most 50 characters")
+    return Filters(since=day_param("since"), until=day_param("until"), categories=categories,
+                   organization=(params.get("org") or None), has_code=None if has_code is None
+                   else has_code in ("1", "true"))
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(request: Request, engine: Db, user: User) -> Response:
+    q = request.query_params.get("q", "")
+    sort = request.query_params.get("sort", "relevance")
+    if sort not in SORTS:
+        raise HTTPException(400, f"sort must be one of {', '.join(SORTS)}")
+    try:
+        page_number = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        raise HTTPException(400, "page must be a number") from None
+    filters = parse_filters(request)
+    results = None
+    if q.strip() or filters.active:
+        results = search(engine, q, filters=filters, sort=sort, limit=PAGE_SIZE,
+                         offset=(page_number - 1) * PAGE_SIZE, embedder=request.app.state.embedder())
+        if results.paper_id:
+            return RedirectResponse(f"/papers/{results.paper_id}", status_code=303)
+        decorate(engine, user, [h.paper for h in results.hits])
+    def page_url(n: int) -> str:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(n))]
+        return "/search?" + urlencode(params)
+
+    more = results is not None and results.total > page_number * PAGE_SIZE
+    return render(request, "search.html", {
+        "q": q, "sort": sort, "sorts": SORTS, "filters": filters, "results": results,
+        "prev_url": page_url(page_number - 1) if results is not None and page_number > 1 else None,
+        "next_url": page_url(page_number + 1) if more else None})
+
+
+def similar_papers(request: Request, engine, row: dict, limit: int = 5) -> list[dict]:  # noqa: ANN001
+    from dailypapers.search.vectors import stored_vectors, vector_search
+
+    with engine.connect() as conn:
+        vector = stored_vectors(conn, [row["pk"]]).get(row["pk"])
+    if vector is None:
+        return []
+    hits = vector_search(engine, vector, Filters(), limit + 1)
+    return queries.papers_by_pk(engine, [pk for pk, _ in hits if pk != row["pk"]][:limit])
+
+
+@router.get("/papers/{paper_id:path}", response_class=HTMLResponse)
+def paper_page(request: Request, paper_id: str, engine: Db, user: User) -> Response:
+    if paper_id.endswith(".bib"):
+        row = queries.paper(engine, paper_id[:-4])
+        if row is None:
+            raise HTTPException(404, f"There is no paper {paper_id[:-4][:80]!r} here.")
+        return PlainTextResponse(community.bibtex([row]), media_type="application/x-bibtex")
+    row = queries.paper(engine, paper_id, include_hidden=bool(user and user["is_admin"]))
+    if row is None:
+        raise HTTPException(404, f"There is no paper {paper_id[:80]!r} here. Submit it by its arXiv id?")
+    decorate(engine, user, [row])
+    return render(request, "paper.html", {
+        "paper": row, "comments": community.list_comments(engine, paper_id),
+        "similar": similar_papers(request, engine, row), "bibtex": community.bibtex([row]),
+    })
+
+
+@router.get("/orgs/{name}", response_class=HTMLResponse)
+def organization_page(request: Request, name: str, engine: Db, user: User) -> HTMLResponse:
+    org = queries.organization(engine, name)
+    if org is None:
+        raise HTTPException(404, f"There is no organization {name[:80]!r} here.")
+    rows = queries.organization_papers(engine, org["pk"], limit=100)
+    return render(request, "org.html", {"org": org, "papers": decorate(engine, user, rows)})
