@@ -94,6 +94,46 @@ def eval_scifact(engine, embedder, split: str, corpus: Path, weight: float) -> d
     return results | {"queries": len(queries)}
 
 
+def _load_queries(corpus: Path, split: str) -> tuple[dict[str, str], dict[str, set[str]]]:
+    qrels: dict[str, set[str]] = {}
+    with open(corpus / "qrels" / f"{split}.tsv") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            qrels.setdefault(row["query-id"], set()).add(scifact_id(row["corpus-id"]))
+    with open(corpus / "queries.jsonl") as f:
+        queries = {q["_id"]: q["text"] for q in map(json.loads, f) if q["_id"] in qrels}
+    return queries, qrels
+
+
+def sweep(engine, embedder, split: str, corpus: Path) -> list[tuple]:  # noqa: ANN001
+    """Fusion settings tried on the same candidates: (nDCG@10, weight, coverage on/off), best first."""
+    from dailypapers.search.filters import Filters
+    from dailypapers.search.hybrid import fuse, gather
+    from dailypapers.search.text import parse_query
+
+    queries, qrels = _load_queries(corpus, split)
+    found = {}
+    with engine.connect() as conn:
+        for qid, text in queries.items():
+            found[qid] = gather(conn, engine, parse_query(text), Filters(), embedder, "hybrid", 100)
+    rows = []
+    for weight in (0.4, 0.5, 0.6):
+        for use_cov in (True, False):
+            for bonus in (0.0, 0.1, 0.2, 0.3):
+                total = 0.0
+                for qid, c in found.items():
+                    scores = fuse(c.text, c.dense, c.coverage if use_cov else 1.0, "hybrid", weight, c.phrase, bonus)
+                    ranked = sorted(c.pks, key=lambda pk: scores.get(pk, 0.0), reverse=True)
+                    total += ndcg_at_10([c.rows[pk]["id"] for pk in ranked if pk in c.rows], qrels[qid])
+                rows.append((round(total / len(found), 4), weight, use_cov, bonus))
+    total = 0.0
+    for qid, c in found.items():
+        scores = fuse(c.text, c.dense, 1.0, "rrf")
+        ranked = sorted(c.pks, key=lambda pk: scores.get(pk, 0.0), reverse=True)
+        total += ndcg_at_10([c.rows[pk]["id"] for pk in ranked if pk in c.rows], qrels[qid])
+    rows.append((round(total / len(found), 4), "rrf", None, None))
+    return sorted(rows, key=lambda r: r[0], reverse=True)
+
+
 def eval_sample(engine, embedder, weight: float) -> dict:  # noqa: ANN001
     rows = [line.rstrip("\n").split("\t") for line in (HERE / "sample_queries.tsv").read_text().splitlines()
             if line and not line.startswith("#")]
@@ -122,6 +162,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="Keep the databases here between runs.")
     parser.add_argument("--corpus", type=Path, default=SCIFACT)
     parser.add_argument("--dense-weight", type=float, default=None)
+    parser.add_argument("--sweep", action="store_true", help="Try fusion weights on --split (use train).")
     args = parser.parse_args()
     from dailypapers.search.hybrid import DENSE_WEIGHT
 
@@ -133,6 +174,10 @@ def main() -> None:
     sample_bytes = files("dailypapers.sample").joinpath("papers.json").read_bytes()
     sample = prepared(workdir, "sample", lambda e: ingest(e, parse_hf_json(sample_bytes)), embedder)
 
+    if args.sweep:
+        for row in sweep(sci, embedder, args.split, args.corpus):
+            print("nDCG@10 %.4f  dense_weight %s  coverage %s  phrase_bonus %s" % row)
+        return
     figures = {"split": args.split, "dense_weight": weight,
                "scifact": eval_scifact(sci, embedder, args.split, args.corpus, weight),
                "sample": eval_sample(sample, embedder, weight)}

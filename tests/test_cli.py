@@ -13,7 +13,8 @@ BIN = Path(sys.executable).with_name("dailypapers")
 
 def run(args, data_dir, **env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DAILYPAPERS_")}
-    environ |= {"DAILYPAPERS_DATA_DIR": str(data_dir), "DAILYPAPERS_REQUEST_DELAY": "0"} | env
+    environ |= {"DAILYPAPERS_DATA_DIR": str(data_dir), "DAILYPAPERS_REQUEST_DELAY": "0",
+                "DAILYPAPERS_EMBEDDING_RUNTIME": "off"} | env
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=environ, timeout=120)
 
 

@@ -206,3 +206,22 @@ def test_local_votes_survive_a_new_count_from_the_source(engine):
     row = rows(engine)["2501.00001"]
     assert (row["upvotes"], row["source_upvotes"]) == (10, 8)
     assert ingest(engine, [("item 1", paper(upvotes=8))]).unchanged == 1
+
+
+def test_a_changed_abstract_drops_the_stale_embedding(engine):
+    from dailypapers.search.vectors import to_blob
+    from dailypapers.store.schema import paper_embeddings
+    import numpy as np
+
+    ingest(engine, [("line 1", paper())])
+    pk = rows(engine)["2501.00001"]["pk"]
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    with engine.begin() as conn:
+        value = vector.tolist() if engine.dialect.name == "postgresql" else to_blob(vector)
+        conn.execute(paper_embeddings.insert(), {"paper_pk": pk, "model": "m", "vector": value, "seq": 1})
+    ingest(engine, [("line 1", paper(upvotes=3))])  # votes only: the embedding stays
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(paper_embeddings)).scalar() == 1
+    ingest(engine, [("line 1", paper(summary="A different abstract."))])
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(paper_embeddings)).scalar() == 0

@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     smtp_url: str | None = Field(None, description="smtp://user:password@host:587 (STARTTLS) or smtps://host:465.")
     mail_from: str = Field("dailypapers <noreply@localhost>", description="The From address of mail.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Papers per ingest transaction.")
+    mail_schedule: bool | None = Field(
+        None, description="on: `dailypapers serve` sends digests and alerts from a background thread (every "
+        "worker may; the send log keeps each message exactly-once). off: send from cron instead. Default: on "
+        "when DAILYPAPERS_SMTP_URL is set.")
+    mail_send_time: str = Field("06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                description="UTC time (HH:MM) from which the scheduler sends each day: the "
+                                "daily digest of the day before, the weekly one of the week before, alerts.")
+    mail_check_interval: float = Field(300.0, gt=0, description="Seconds between the scheduler's checks.")
+    smtp_retries: int = Field(3, ge=0, le=10, description="Retries of a message the SMTP server deferred "
+                              "(4xx) or a dropped connection, with exponential backoff.")
+    smtp_retry_delay: float = Field(2.0, ge=0, description="Seconds before the first retry; doubled each time.")
 
     @field_validator("feature_categories", mode="before")
     @classmethod
@@ -54,6 +65,10 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'dailypapers.db'}"
+
+    @property
+    def mail_schedule_on(self) -> bool:
+        return bool(self.smtp_url) if self.mail_schedule is None else self.mail_schedule
 
 
 def get_settings(**overrides: object) -> Settings:

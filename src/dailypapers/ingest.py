@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dailypapers.domain import Deletion, Paper, RecordError, Sourced
 from dailypapers.store import backend
-from dailypapers.store.schema import CONTENT_COLUMNS, organizations, papers, users
+from dailypapers.store.schema import CONTENT_COLUMNS, organizations, paper_embeddings, papers, users
 from dailypapers.validate import validate
 
 KEEP_FIRST = {"submitted_on_daily_at", "submitted_by_pk"}  # a paper stays on the feed day it was put on
@@ -191,7 +191,7 @@ class _Batch:
 
         ids = list({p.id for _, p in items})
         stored = {r["id"]: dict(r) for r in self.conn.execute(select(papers).where(papers.c.id.in_(ids))).mappings()}
-        inserts, updates, hide = [], [], []
+        inserts, updates, hide, reembed = [], [], [], []
         first_seen: dict[str, str] = {}
         for where, item in items:
             if item.id in first_seen:
@@ -228,6 +228,8 @@ class _Batch:
                 report["unchanged"] += 1
             else:
                 updates.append(merged | {"changed_at": self.run_started})
+                if merged["title"] != old["title"] or merged["summary"] != old["summary"]:
+                    reembed.append(old["pk"])  # its embedding no longer describes it
                 report["updated"] += 1
         if inserts:
             after_pk = backend.last_paper_pk(self.conn)
@@ -240,6 +242,8 @@ class _Batch:
                 delta = row["source_upvotes"] - stored[row["id"]]["source_upvotes"]
                 values |= {"upvotes": papers.c.upvotes + delta, "source_upvotes": row["source_upvotes"]}
             self.conn.execute(update(papers).where(papers.c.pk == row["pk"]).values(values))
+        if reembed:
+            self.conn.execute(paper_embeddings.delete().where(paper_embeddings.c.paper_pk.in_(reembed)))
         if hide:
             self.conn.execute(update(papers).where(papers.c.pk.in_(hide)).values(hidden=True))
         return report, refused

@@ -8,7 +8,9 @@ import sys
 
 import typer
 
+from dailypapers.cli import embed as embed_commands
 from dailypapers.cli import ingest as ingest_commands
+from dailypapers.cli import mail as mail_commands
 from dailypapers.cli import search as search_commands
 from dailypapers.cli.common import fail, open_store, settings_or_fail
 from dailypapers.store import queries
@@ -22,6 +24,13 @@ app = typer.Typer(
 )
 app.add_typer(ingest_commands.app, name="ingest")
 app.command()(search_commands.search)
+app.command()(embed_commands.embed)
+app.command()(embed_commands.reindex)
+app.add_typer(mail_commands.digest_app, name="digest")
+app.add_typer(mail_commands.alerts_app, name="alerts")
+app.command()(mail_commands.subscribe)
+app.command()(mail_commands.unsubscribe)
+app.command()(mail_commands.subscriptions)
 
 
 @app.command()

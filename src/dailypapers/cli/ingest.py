@@ -17,6 +17,15 @@ from dailypapers.ingest import Rejection, ingest
 from dailypapers.sources.common import SourceError
 
 app = typer.Typer(help="Load papers from arXiv and Hugging Face sources.", no_args_is_help=True)
+_embed_after = True
+
+
+@app.callback()
+def options(embed: bool = typer.Option(True, "--embed/--no-embed",
+                                       help="Embed the new papers for semantic search afterwards "
+                                            "(or later, with `dailypapers embed`).")) -> None:
+    global _embed_after
+    _embed_after = embed
 
 SHOWN_REJECTIONS = 100
 REJECTED_EXIT = 3  # finished, but some records were rejected
@@ -43,6 +52,10 @@ def run(records: Iterable[Sourced], on_commit: Callable[[], None] | None = None,
         bar.close()
         fail(str(exc))
     bar.close()
+    if _embed_after and settings.embedding_runtime != "off" and (report.inserted or report.updated):
+        from dailypapers.cli.embed import embed
+
+        embed(batch_size=64, device=None, runtime=None)
     if shown > SHOWN_REJECTIONS:
         typer.echo(f"... and {shown - SHOWN_REJECTIONS:,} more rejected records", err=True)
     typer.echo(report.summary())

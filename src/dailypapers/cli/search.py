@@ -48,7 +48,7 @@ def result_json(hit) -> dict:  # noqa: ANN001
 
 def result_lines(n: int, hit) -> str:  # noqa: ANN001
     p = hit.paper
-    meta = [f"{p['num_authors']} authors"]
+    meta = [f"{p['num_authors']} author{'' if p['num_authors'] == 1 else 's'}"] if p["num_authors"] else []
     if p.get("organization_fullname") or p.get("organization_name"):
         meta.append(p.get("organization_fullname") or p.get("organization_name"))
     if p["published_at"]:

@@ -29,6 +29,8 @@ Mode = Literal["hybrid", "text", "dense", "rrf"]
 CANDIDATES = 100  # per side, before fusion
 DENSE_WEIGHT = 0.5
 RRF_K = 60
+PHRASE_BONUS = 0.5  # for papers with the query's words side by side, as the user typed them
+MAX_PHRASE_WORDS = 6
 TRENDING_GRAVITY = 1.5  # see ranking.trending_score
 
 
@@ -51,10 +53,10 @@ class SearchPage:
     paper_id: str | None = None  # the query was an arXiv id/URL of this stored paper: go straight there
 
 
-def _embedding_of(conn, pks: list[int]) -> dict[int, np.ndarray]:  # noqa: ANN001
+def _embedding_of(conn, pks: list[int], model: str) -> dict[int, np.ndarray]:  # noqa: ANN001
     from dailypapers.search.vectors import stored_vectors
 
-    return stored_vectors(conn, pks)
+    return stored_vectors(conn, pks, model=model)
 
 
 def _normalize(values: dict[int, float]) -> dict[int, float]:
@@ -66,7 +68,8 @@ def _normalize(values: dict[int, float]) -> dict[int, float]:
 
 
 def fuse(text: dict[int, float], dense: dict[int, float], coverage: float, mode: Mode,
-         dense_weight: float = DENSE_WEIGHT) -> dict[int, float]:
+         dense_weight: float = DENSE_WEIGHT, phrase: set[int] = frozenset(),
+         phrase_bonus: float = PHRASE_BONUS) -> dict[int, float]:
     """Combine per-candidate text and dense scores (see the module docstring)."""
     if mode == "text":
         return dict(text)
@@ -80,7 +83,8 @@ def fuse(text: dict[int, float], dense: dict[int, float], coverage: float, mode:
         return fused
     t, d = _normalize(text), _normalize(dense)
     text_weight = (1.0 - dense_weight) * coverage
-    return {pk: dense_weight * d.get(pk, 0.0) + text_weight * t.get(pk, 0.0) for pk in set(t) | set(d)}
+    return {pk: dense_weight * d.get(pk, 0.0) + text_weight * t.get(pk, 0.0) + phrase_bonus * (pk in phrase)
+            for pk in set(t) | set(d)}
 
 
 _WORD = re.compile(r"\w+")
@@ -94,6 +98,53 @@ def coverage(query: Query, title: str, summary: str) -> float:
     present = {w.lower() for w in _WORD.findall(f"{title} {summary}")}
     stems = [w[: max(4, len(w) - 3)] for w in words]
     return sum(any(p.startswith(s) for p in present) for s in stems) / len(stems)
+
+
+@dataclass
+class Candidates:
+    """What both sides found for a query, before fusion."""
+
+    text: dict[int, float]  # pk -> BM25-style score
+    dense: dict[int, float]  # pk -> cosine similarity
+    rows: dict[int, dict]  # pk -> paper row
+    pks: set[int]  # the candidates that qualify
+    coverage: float  # share of the query's words in the text side's best hit
+    phrase: set[int] = field(default_factory=set)  # candidates with the query's words side by side
+
+
+def gather(conn, engine: Engine, query: Query, filters: Filters, embedder, mode: Mode,  # noqa: ANN001
+           wanted: int) -> Candidates:
+    text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
+    dense: dict[int, float] = {}
+    if embedder is not None and mode != "text" and (query.terms or query.phrases):
+        from dailypapers.search.vectors import vector_search
+
+        vector = embedder.embed([query.raw])[0]
+        dense = dict(vector_search(engine, vector, filters, wanted, model=embedder.name))
+        missing = [pk for pk in text if pk not in dense]
+        if missing:  # text-only candidates get their exact cosine too
+            for pk, vec in _embedding_of(conn, missing, embedder.name).items():
+                dense[pk] = float(np.dot(vec, vector))
+    if not query.terms and not query.phrases and not query.authors and not text:
+        # Filters alone: browse what they select.
+        browse = conn.execute(select(papers.c.pk).where(*filters.conditions())
+                              .order_by(papers.c.published_at.desc()).limit(wanted)).scalars().all()
+        text = {pk: 0.0 for pk in browse}
+    pks = set(text) | set(dense)
+    rows = _papers(conn, pks)
+    cov = 1.0
+    if text and dense and mode == "hybrid":
+        best = max(text, key=text.get)
+        cov = coverage(query, rows[best]["title"], rows[best]["summary"]) if best in rows else 1.0
+    if query.phrases or query.authors or query.excluded:
+        # Required words were asked for: only the text side's candidates qualify.
+        dense = {pk: s for pk, s in dense.items() if pk in text}
+        pks = set(text)
+    phrase: set[int] = set()
+    if mode == "hybrid" and 2 <= len(query.terms) <= MAX_PHRASE_WORDS and not query.phrases:
+        adjacent = replace(query, phrases=(" ".join(query.terms),), terms=())
+        phrase = {h.pk for h in text_search(conn, adjacent, filters, wanted)} & pks
+    return Candidates(text, dense, rows, pks, cov, phrase)
 
 
 def search(
@@ -121,35 +172,9 @@ def search(
                 row = _papers(conn, {found})[found]
                 return SearchPage(query, filters, [Hit(row, 1.0, title_html=Markup.escape(row["title"]))], 1,
                                   paper_id=row["id"])
-        wanted = max(CANDIDATES, offset + limit)
-        text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
-        dense: dict[int, float] = {}
-        use_dense = embedder is not None and mode != "text" and (query.terms or query.phrases)
-        if use_dense:
-            from dailypapers.search.vectors import vector_search
-
-            vector = embedder.embed([query.raw])[0]
-            dense = dict(vector_search(engine, vector, filters, wanted))
-            missing = [pk for pk in text if pk not in dense]
-            if missing:  # text-only candidates get their exact cosine too
-                for pk, vec in _embedding_of(conn, missing).items():
-                    dense[pk] = float(np.dot(vec, vector))
-        if not query.terms and not query.phrases and not query.authors and not text:
-            # Filters alone: browse what they select.
-            rows = conn.execute(select(papers.c.pk).where(*filters.conditions())
-                                .order_by(papers.c.published_at.desc()).limit(wanted)).scalars().all()
-            text = {pk: 0.0 for pk in rows}
-        pks = set(text) | set(dense)
-        rows = _papers(conn, pks)
-        cov = 1.0
-        if text and dense and mode == "hybrid":
-            best = max(text, key=text.get)
-            cov = coverage(query, rows[best]["title"], rows[best]["summary"]) if best in rows else 1.0
-        if query.phrases or query.authors or query.excluded:
-            # Required words were asked for: only the text side's candidates qualify.
-            dense = {pk: s for pk, s in dense.items() if pk in text}
-            pks = set(text)
-        scores = fuse(text, dense, cov, mode, dense_weight)
+        found = gather(conn, engine, query, filters, embedder, mode, max(CANDIDATES, offset + limit))
+        text, dense, rows, pks = found.text, found.dense, found.rows, found.pks
+        scores = fuse(text, dense, found.coverage, mode, dense_weight, found.phrase)
     ordered = _sorted(pks, scores, rows, sort)
     hits = []
     for pk in ordered[offset: offset + limit]:

@@ -184,3 +184,74 @@ login_attempts = Table(
     Column("at", DateTime, nullable=False),
 )
 Index("ix_login_attempts_key_at", login_attempts.c.key, login_attempts.c.at)
+
+
+# --- email: subscriptions, their link tokens, and the send log (0004; see mail/ and docs/email.md) ---
+
+from sqlalchemy import Date, UniqueConstraint  # noqa: E402
+
+# A digest (daily or weekly trending papers) or a saved-search alert, for one address.
+# status: pending (waiting for the confirmation link) | active | paused | bouncing (a permanent 5xx:
+# no more mail until the address confirms again) | unsubscribed.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),  # lower-cased, validated
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="SET NULL"), index=True),
+    Column("kind", String(10), nullable=False),  # digest | alert
+    Column("period", String(10), nullable=False),  # daily | weekly
+    Column("query", String(300)),  # alerts: the search text
+    Column("filters", Json, nullable=False),  # alerts: {"since", "categories", "organization", "has_code"}
+    Column("signature", String(64), nullable=False),  # SHA-256 of kind, query and filters
+    Column("status", String(12), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("confirmed_at", DateTime),
+    Column("changed_at", DateTime, nullable=False),
+    Column("requested_at", DateTime),  # when a confirmation (or "already subscribed") mail last went out
+    Column("alert_after_pk", Integer),  # alerts: papers up to this pk have been considered
+    Column("last_error", String(500)),  # the SMTP server's answer that made it bounce
+)
+# One subscription per address and search (a second request re-sends the confirmation).
+Index("ix_subscriptions_email_signature", subscriptions.c.email, subscriptions.c.signature, unique=True)
+Index("ix_subscriptions_kind_status", subscriptions.c.kind, subscriptions.c.status)
+
+# Links in mail: random tokens handed out once, stored as their SHA-256, each good for one purpose
+# (confirm | manage | unsubscribe). Every mail carries its own manage and unsubscribe tokens.
+mail_tokens = Table(
+    "mail_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("purpose", String(12), nullable=False),
+    Column("subscription_pk", Integer, ForeignKey("subscriptions.pk", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, index=True),
+    Column("used_at", DateTime),  # confirm tokens work once
+)
+
+# Exactly-once delivery: a row is claimed (committed, status "sending") before its message is composed,
+# ``handed_at`` is committed just before the message goes to the SMTP server, and "sent" is written
+# after the server accepted it. The unique (subscription, period_key) makes a second claim fail.
+# status: sending | sent | failed (deferred or not delivered: may be claimed again) | bounced | in_doubt
+send_log = Table(
+    "send_log",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("subscription_pk", Integer, ForeignKey("subscriptions.pk", ondelete="CASCADE"), nullable=False),
+    Column("period_key", String(40), nullable=False),  # daily:2025-10-10, weekly:2025-W41, alert:d:2025-10-11
+    Column("period_start", Date),  # digests: the first day of the period the mail covers
+    Column("email", String(320), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("paper_pks", Json, nullable=False),  # what the mail shows, fixed at the claim
+    Column("total", Integer, nullable=False),  # papers in the period, or matches of the search
+    Column("subject", String(300), nullable=False),
+    Column("message_id", String(200), nullable=False),  # reused when a claim is taken over
+    Column("attempts", Integer, nullable=False),
+    Column("claimed_at", DateTime, nullable=False),
+    Column("handed_at", DateTime),
+    Column("sent_at", DateTime),
+    Column("error", String(500)),
+    UniqueConstraint("subscription_pk", "period_key"),
+)
+Index("ix_send_log_status_claimed_at", send_log.c.status, send_log.c.claimed_at)

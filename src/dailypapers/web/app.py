@@ -13,9 +13,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dailypapers.config import Settings, get_settings
+from dailypapers.mail import schedule as mail_schedule
 from dailypapers.store import queries
 from dailypapers.store.db import open_engine
-from dailypapers.web import actions, api, auth, feeds, pages
+from dailypapers.web import actions, api, auth, feeds, pages, subscriptions
 from dailypapers.web.deps import render
 
 log = logging.getLogger("dailypapers.web")
@@ -49,11 +50,14 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     app.state.base_url = lambda request: (settings.base_url or str(request.base_url)).rstrip("/")
     app.state.send_reset = lambda email, link: _send_reset(settings, email, link)
 
+    mail_schedule.install(app, settings, engine)  # digests and alerts in the background, when on
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api.router)
     app.include_router(feeds.router)
     app.include_router(auth.router)
     app.include_router(actions.router)
+    app.include_router(subscriptions.router)
     app.include_router(pages.router)
 
     @app.get("/api/stats", include_in_schema=False)

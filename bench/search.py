@@ -1,0 +1,155 @@
+"""Search latency at scale, beside plain FTS5, in one run.
+
+    python bench/search.py [--sizes 100000,1000000] [--queries 100] [--json] [--workdir DIR]
+
+For each size: generated papers (words drawn with the frequencies of real abstracts, so common and
+rare words behave as in a real corpus) go in through the ingest pipeline; their vectors are generated
+(clustered unit vectors, as real embeddings are) and stored as embeddings; the vector index is built
+(timed). Then the same real queries (the sample query set and SciFact claims) run through
+dailypapers' hybrid search — query embedding with the real model included — and through plain FTS5
+(OR of the query's words, ranked by bm25, top 10) as the floor. Reports p50/p95 of both, index build
+time and peak RSS. --workdir keeps the generated databases for the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import resource
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from dailypapers.domain import Paper
+from dailypapers.ingest import ingest
+from dailypapers.search.embedder import load_embedder
+from dailypapers.search.hybrid import search
+from dailypapers.search.vectors import rebuild_index, to_blob
+from dailypapers.store.db import migrate, open_engine
+from dailypapers.store.schema import paper_embeddings
+
+HERE = Path(__file__).resolve().parent
+SCIFACT = HERE.parents[1] / "shared" / "data" / "retrieval" / "scifact"
+DIM = 384
+
+
+def vocabulary() -> tuple[np.ndarray, np.ndarray]:
+    counts: Counter = Counter()
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt") as f:
+        for line in f:
+            doc = json.loads(line)
+            counts.update(re.findall(r"[a-z][a-z\-]+", (doc["title"] + " " + doc["text"]).lower()))
+    words, freq = zip(*counts.most_common())
+    p = np.array(freq, dtype=np.float64)
+    return np.array(words), p / p.sum()
+
+
+def papers(n: int, seed: int = 11):  # noqa: ANN201
+    rng = np.random.default_rng(seed)
+    words, p = vocabulary()
+    for i in range(n):
+        title = " ".join(rng.choice(words, rng.integers(6, 14), p=p)).capitalize()
+        summary = " ".join(rng.choice(words, rng.integers(120, 200), p=p)).capitalize() + "."
+        yield f"paper {i}", Paper(id=f"dp-{i:012x}", title=title, summary=summary, source="bench")
+
+
+def clustered_vectors(n: int, rng: np.random.Generator, clusters: int = 2000) -> np.ndarray:
+    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    v = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def build(workdir: Path, n: int, model: str) -> tuple:  # noqa: ANN001
+    engine = open_engine(f"sqlite:///{workdir / f'bench-{n}.db'}")
+    migrate(engine)
+    with engine.connect() as conn:
+        have = conn.exec_driver_sql("SELECT count(*) FROM papers").scalar()
+    if have < n:
+        started = time.perf_counter()
+        report = ingest(engine, papers(n), batch_size=5000, read_ahead=True)
+        print(f"  {n:,}: ingested {report.inserted:,} papers in {time.perf_counter() - started:.0f} s",
+              file=sys.stderr)
+        rng = np.random.default_rng(5)
+        with engine.begin() as conn:
+            pks = [r[0] for r in conn.exec_driver_sql("SELECT pk FROM papers ORDER BY pk")]
+            for start in range(0, len(pks), 20_000):
+                chunk = pks[start:start + 20_000]
+                vectors = clustered_vectors(len(chunk), rng)
+                conn.execute(paper_embeddings.insert(), [
+                    {"paper_pk": pk, "model": model, "vector": to_blob(v), "seq": pk}
+                    for pk, v in zip(chunk, vectors)])
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    started = time.perf_counter()
+    rebuild_index(engine, workdir / "vectors", model)
+    return engine, time.perf_counter() - started
+
+
+def queries(count: int) -> list[str]:
+    sample = [line.split("\t")[1] for line in (HERE / "sample_queries.tsv").read_text().splitlines()
+              if line and not line.startswith("#")]
+    with open(SCIFACT / "queries.jsonl") as f:
+        claims = [json.loads(line)["text"] for line in f]
+    return (sample + claims)[:count]
+
+
+def percentiles(samples: list[float]) -> dict:
+    ms = sorted(s * 1000 for s in samples)
+    return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1)}
+
+
+def fts_floor(engine, texts: list[str]) -> list[float]:  # noqa: ANN001
+    times = []
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        for text in texts:
+            words = re.findall(r"\w+", text.lower())
+            expression = " OR ".join(f'"{w}"' for w in words)
+            started = time.perf_counter()
+            raw.execute("SELECT rowid FROM papers_fts WHERE papers_fts MATCH ? ORDER BY rank LIMIT 10",
+                        (expression,)).fetchall()
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    embedder = load_embedder(cache_dir=args.workdir / "models")
+    texts = queries(args.queries)
+    embedder.embed(texts[:2])  # warm the model up
+    figures: dict = {"queries": len(texts)}
+    for n in (int(s) for s in args.sizes.split(",")):
+        engine, build_s = build(args.workdir, n, embedder.name)
+        search(engine, texts[0], embedder=embedder, limit=10)  # load the index
+        ours = []
+        for text in texts:
+            started = time.perf_counter()
+            search(engine, text, embedder=embedder, limit=10)
+            ours.append(time.perf_counter() - started)
+        floor = fts_floor(engine, texts)
+        figures[str(n)] = {"hybrid": percentiles(ours), "fts5_floor": percentiles(floor),
+                           "index_build_s": round(build_s, 1),
+                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        engine.dispose()
+        r = figures[str(n)]
+        print(f"{n:>9,} papers  hybrid p50 {r['hybrid']['p50_ms']:>6} ms  p95 {r['hybrid']['p95_ms']:>6} ms  |  "
+              f"FTS5 floor p50 {r['fts5_floor']['p50_ms']:>6} ms  p95 {r['fts5_floor']['p95_ms']:>6} ms  |  "
+              f"index build {r['index_build_s']} s  peak RSS {r['peak_rss_mb']} MB")
+    if args.json:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""Email subscriptions on the site: the subscribe form, confirmation, manage pages, one-click unsubscribe.
+
+The web only parses input and maps errors; the work is in dailypapers.mail. Links from mail carry a
+token (confirm / manage / unsubscribe); a link that no longer works gets a page that says why and
+what to do. POST /unsubscribe/TOKEN takes no CSRF token: RFC 8058 one-click unsubscribe is a POST
+from the mail provider, and the unguessable token is its proof.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from dailypapers.mail import compose
+from dailypapers.mail import subscriptions as subs
+from dailypapers.mail.deliver import MailError, Permanent, Transient, send_now
+from dailypapers.mail.subscriptions import SubscriptionError
+from dailypapers.web.deps import Csrf, Db, SignedIn, User, render
+
+router = APIRouter()
+
+FIELDS = ("email", "kind", "period", "query", "since", "cat", "org", "has_code")
+
+
+def _base(request: Request) -> str:
+    return request.app.state.base_url(request)
+
+
+def _invalid(request: Request, problem: str | None, purpose: str) -> HTMLResponse:
+    return render(
+        request,
+        "link_invalid.html",
+        {"problem": problem, "purpose": purpose},
+        status_code=404 if problem == "unknown" else 410,
+    )
+
+
+@router.get("/subscribe", response_class=HTMLResponse)
+def subscribe_form(request: Request, user: User) -> HTMLResponse:
+    params = request.query_params
+    values = {name: params.get(name, "") for name in FIELDS}
+    values["query"] = values["query"] or params.get("q", "")
+    values["cat"] = values["cat"] or ", ".join(params.getlist("cat"))
+    values["kind"] = "alert" if values["kind"] == "alert" or values["query"] else "digest"
+    values["period"] = values["period"] if values["period"] in subs.PERIODS else "daily"
+    if user and user.get("email") and not values["email"]:
+        values["email"] = user["email"]
+    return render(request, "subscribe.html", {"values": values, "errors": {}})
+
+
+@router.post("/subscribe", dependencies=[Csrf])
+def subscribe(
+    request: Request,
+    engine: Db,
+    user: User,
+    email: str = Form(""),
+    kind: str = Form("digest"),
+    period: str = Form("daily"),
+    query: str = Form(""),
+    since: str = Form(""),
+    cat: str = Form(""),
+    org: str = Form(""),
+    has_code: str = Form(""),
+) -> Response:
+    values = {
+        "email": email,
+        "kind": kind,
+        "period": period,
+        "query": query,
+        "since": since,
+        "cat": cat,
+        "org": org,
+        "has_code": has_code,
+    }
+    settings = request.app.state.settings
+    try:
+        spec = subs.check_spec(
+            email,
+            kind=kind,
+            period=period,
+            query=query,
+            since=since,
+            categories=cat,
+            organization=org,
+            has_code=True if has_code else None,
+        )
+        user_pk = user["pk"] if user and user.get("email") == spec.email else None
+        outcome = subs.subscribe(engine, spec, user_pk=user_pk)
+    except SubscriptionError as exc:
+        return render(
+            request,
+            "subscribe.html",
+            {"values": _shown(values), "errors": {exc.field: exc.message}},
+            status_code=400,
+        )
+    base = _base(request)
+    sub = outcome.subscription
+    if outcome.action == "confirm":
+        subject, text = compose.confirmation(sub, f"{base}/subscriptions/confirm/{outcome.token}", base)
+    else:
+        subject, text = compose.already_subscribed(sub, f"{base}/subscriptions/manage/{outcome.token}", base)
+    message = compose.build_message(settings.mail_from, spec.email, subject, text)
+    try:
+        send_now(settings, message, spec.email)
+    except Permanent:
+        subs.forget_request(engine, sub["pk"])
+        return render(
+            request,
+            "subscribe.html",
+            {
+                "values": _shown(values),
+                "errors": {"email": "The mail server refused this address: check it for typos."},
+            },
+            status_code=400,
+        )
+    except (Transient, MailError):
+        subs.forget_request(engine, sub["pk"])
+        return render(
+            request,
+            "subscribe.html",
+            {
+                "values": _shown(values),
+                "errors": {
+                    "email": "We could not send the confirmation mail just now; "
+                    "please try again in a few minutes."
+                },
+            },
+            status_code=503,
+        )
+    # The same page whether the address was new or already subscribed: the form tells strangers nothing.
+    return render(request, "subscribe_sent.html", {"email": spec.email, "what": subs.describe(sub)})
+
+
+def _shown(values: dict) -> dict:
+    """Values to put back in the form: control characters out, long text cut (the message says why)."""
+    return {k: "".join(ch for ch in str(v)[:400] if ch >= " " or ch == "\t") for k, v in values.items()}
+
+
+@router.get("/subscriptions/confirm/{token:path}", response_class=HTMLResponse)
+def confirm(request: Request, engine: Db, token: str) -> HTMLResponse:
+    check = subs.confirm(engine, token)
+    if not check.ok:
+        return _invalid(request, check.problem, "confirm")
+    return render(
+        request,
+        "subscription_confirmed.html",
+        {
+            "sub": check.subscription,
+            "what": subs.describe(check.subscription),
+            "manage_url": _manage_url(request, engine, check.subscription["pk"]),
+        },
+    )
+
+
+def _manage_url(request: Request, engine, pk: int) -> str:  # noqa: ANN001
+    from datetime import datetime, timezone
+
+    with engine.begin() as conn:
+        token = subs.new_token(conn, pk, "manage", datetime.now(timezone.utc).replace(tzinfo=None))
+    return f"/subscriptions/manage/{token}"
+
+
+def _manage_page(
+    request: Request,
+    rows: list[dict],
+    action_url: str,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    email: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "manage.html",
+        {
+            "subscriptions": [r | {"what": subs.describe(r)} for r in rows],
+            "action_url": action_url,
+            "notice": notice,
+            "error": error,
+            "email": email,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/subscriptions/manage/{token:path}", response_class=HTMLResponse)
+def manage(request: Request, engine: Db, token: str) -> HTMLResponse:
+    check = subs.check_token(engine, token, "manage")
+    if not check.ok:
+        return _invalid(request, check.problem, "manage")
+    email = check.subscription["email"]
+    return _manage_page(
+        request, subs.of_address(engine, email), f"/subscriptions/manage/{token}", email=email
+    )
+
+
+def _apply(engine, pk: str, action: str, allowed: list[dict]) -> tuple[str | None, str | None]:  # noqa: ANN001
+    try:
+        number = int(pk)
+    except ValueError:
+        return None, "Choose a subscription."
+    if number not in {r["pk"] for r in allowed}:
+        return None, "This subscription no longer exists."
+    period = action if action in subs.PERIODS else None
+    try:
+        return subs.change(engine, number, "period" if period else action, period=period), None
+    except SubscriptionError as exc:
+        return None, exc.message
+
+
+@router.post("/subscriptions/manage/{token:path}", dependencies=[Csrf])
+def manage_change(
+    request: Request, engine: Db, token: str, pk: str = Form(""), action: str = Form("")
+) -> Response:
+    check = subs.check_token(engine, token, "manage")
+    if not check.ok:
+        return _invalid(request, check.problem, "manage")
+    email = check.subscription["email"]
+    notice, error = _apply(engine, pk, action, subs.of_address(engine, email))
+    rows = subs.of_address(engine, email)
+    if not rows:  # the last one was deleted: the token went with it
+        return render(
+            request,
+            "manage.html",
+            {"subscriptions": [], "action_url": "", "notice": notice, "error": error, "email": email},
+        )
+    return _manage_page(
+        request,
+        rows,
+        f"/subscriptions/manage/{token}",
+        notice=notice,
+        error=error,
+        email=email,
+        status_code=400 if error else 200,
+    )
+
+
+@router.get("/subscriptions", response_class=HTMLResponse)
+def my_subscriptions(request: Request, engine: Db, user: SignedIn) -> HTMLResponse:
+    return _manage_page(
+        request,
+        subs.of_address(engine, user.get("email"), user["pk"]),
+        "/subscriptions",
+        email=user.get("email"),
+    )
+
+
+@router.post("/subscriptions", dependencies=[Csrf])
+def my_subscriptions_change(
+    request: Request, engine: Db, user: SignedIn, pk: str = Form(""), action: str = Form("")
+) -> HTMLResponse:
+    notice, error = _apply(engine, pk, action, subs.of_address(engine, user.get("email"), user["pk"]))
+    return _manage_page(
+        request,
+        subs.of_address(engine, user.get("email"), user["pk"]),
+        "/subscriptions",
+        notice=notice,
+        error=error,
+        email=user.get("email"),
+        status_code=400 if error else 200,
+    )
+
+
+@router.get("/unsubscribe/{token:path}", response_class=HTMLResponse)
+def unsubscribe_page(request: Request, engine: Db, token: str) -> HTMLResponse:
+    check = subs.check_token(engine, token, "unsubscribe")
+    if not check.ok:
+        return _invalid(request, check.problem, "unsubscribe")
+    sub = check.subscription
+    return render(
+        request,
+        "unsubscribe.html",
+        {
+            "sub": sub,
+            "what": subs.describe(sub),
+            "token": token,
+            "done": sub["status"] == "unsubscribed",
+            "manage_url": None,
+        },
+    )
+
+
+@router.post("/unsubscribe/{token:path}", response_class=HTMLResponse)
+def unsubscribe(request: Request, engine: Db, token: str) -> HTMLResponse:
+    """One click (RFC 8058): the body is "List-Unsubscribe=One-Click"; no CSRF token, no sign-in."""
+    check = subs.check_token(engine, token, "unsubscribe")
+    if not check.ok:
+        return _invalid(request, check.problem, "unsubscribe")
+    sub = check.subscription
+    if sub["status"] != "unsubscribed":
+        subs.change(engine, sub["pk"], "unsubscribe")
+    return render(
+        request,
+        "unsubscribe.html",
+        {
+            "sub": sub,
+            "what": subs.describe(sub),
+            "token": token,
+            "done": True,
+            "manage_url": _manage_url(request, engine, sub["pk"]),
+        },
+    )
