@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test install bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +21,23 @@ run: install
 	$(BIN)/dailypapers ingest sample
 	$(BIN)/dailypapers serve --host 127.0.0.1 --port 8000
 
-test: install
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not needed).
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+screenshots: install $(CHROMIUM)
+	DAILYPAPERS_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py
 
 bench: install
 	$(BIN)/python bench/ingest.py --papers 100000
+	$(BIN)/python bench/embed.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -225,11 +225,25 @@ def _fts_string(words: str) -> str:
     return '"' + words.replace('"', '""') + '"'
 
 
+# Words too common to select anything (PostgreSQL's english configuration drops the same kind).
+# Matching them would make FTS5 score nearly every paper; leaving them out keeps queries fast and
+# does not change what ranks first.
+STOP_WORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have
+having he her here hers him his how i if in into is it its itself just me more most my no nor not of off
+on once only or other our ours out over own same she should so some such than that the their theirs them
+then there these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours
+""".split())
+
+
 def fts5_expression(query: Query) -> str:
     """The FTS5 MATCH expression: (any term) AND each phrase AND each author, NOT any exclusion."""
     required = []
-    if query.terms:
-        required.append("(" + " OR ".join(_fts_string(t) for t in query.terms) + ")")
+    terms = [t for t in query.terms if t not in STOP_WORDS] or list(query.terms)
+    if terms:
+        required.append("(" + " OR ".join(_fts_string(t) for t in terms) + ")")
     required += [_fts_string(p) for p in query.phrases]
     required += [f"authors : {_fts_string(a)}" for a in query.authors]
     expression = "(" + " AND ".join(required) + ")"
