@@ -33,6 +33,34 @@ app.command()(mail_commands.unsubscribe)
 app.command()(mail_commands.subscriptions)
 
 
+admin_app = typer.Typer(help="Administrators: who may hide papers and comments.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("grant")
+def admin_grant(email: str = typer.Argument(..., help="The account's email address.")) -> None:
+    """Make an account an administrator."""
+    from dailypapers.accounts import AccountError, grant_admin
+
+    try:
+        grant_admin(open_store(), email)
+    except AccountError as exc:
+        fail(exc.message)
+    typer.echo(f"{email} is now an administrator")
+
+
+@admin_app.command("revoke")
+def admin_revoke(email: str = typer.Argument(..., help="The account's email address.")) -> None:
+    """Take administrator rights away from an account."""
+    from dailypapers.accounts import AccountError, grant_admin
+
+    try:
+        grant_admin(open_store(), email, admin=False)
+    except AccountError as exc:
+        fail(exc.message)
+    typer.echo(f"{email} is no longer an administrator")
+
+
 @app.command()
 def init() -> None:
     """Create the database (or bring its schema up to date). Safe to run again."""

@@ -1,0 +1,125 @@
+"""Web throughput and latency with 16 concurrent clients on 127.0.0.1, against 100,000 papers.
+
+    python bench/web.py [--papers 100000] [--seconds 10] [--clients 16] [--workers 2] [--json]
+
+Uses the generated corpus of bench/search.py (built there if missing, with feed days added here),
+serves it with `dailypapers serve` in its own process, and loads /, a paper page and /search?q=...
+in turn for a fixed time each, from an asyncio client in another process. The floor beside them is
+/static/app.css: the same server and client, with no database and no template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+SEARCHES = ["policy generalization", "robot manipulation", "protein folding", "graph neural networks",
+            "diffusion models for images", "reinforcement learning from human feedback"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(workdir: Path, papers: int) -> Path:
+    sys.path.insert(0, str(HERE))
+    import search as search_bench  # bench/search.py: the generated corpus
+
+    from dailypapers.search.embedder import load_embedder
+
+    embedder = load_embedder(cache_dir=workdir / "models")
+    engine, _ = search_bench.build(workdir, papers, embedder.name)
+    with engine.begin() as conn:  # put 20 papers a day on the feed, for 100 days
+        conn.exec_driver_sql(
+            "UPDATE papers SET submitted_on_daily_at = datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days'), "
+            "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL")
+        paper_id = conn.exec_driver_sql("SELECT id FROM papers WHERE pk % 50 = 0 LIMIT 1").scalar()
+    engine.dispose()
+    return workdir / f"bench-{papers}.db", paper_id
+
+
+async def load(url_of, seconds: float, clients: int) -> dict:  # noqa: ANN001
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=clients)) as client:
+        async def worker(n: int) -> None:
+            nonlocal errors
+            i = n
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.get(url_of(i))
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+                i += clients
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    ms = sorted(x * 1000 for x in latencies)
+    return {"requests_per_s": round(len(ms) / elapsed, 1), "p50_ms": round(statistics.median(ms), 1),
+            "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1), "requests": len(ms), "errors": errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    db, paper_id = prepare(args.workdir, args.papers)
+    port = free_port()
+    env = os.environ | {"DAILYPAPERS_DATABASE_URL": f"sqlite:///{db}", "DAILYPAPERS_DATA_DIR": str(args.workdir),
+                        "DAILYPAPERS_MAIL_SCHEDULE": "off"}
+    server = subprocess.Popen([str(Path(sys.executable).with_name("dailypapers")), "serve", "--port", str(port),
+                               "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(base + "/static/app.css", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        for q in SEARCHES:  # load the model and the vector index in every worker
+            for _ in range(args.workers * 2):
+                httpx.get(base + "/search", params={"q": q}, timeout=120)
+        targets = {
+            "static_floor": lambda i: base + "/static/app.css",
+            "home": lambda i: base + "/",
+            "paper": lambda i: f"{base}/papers/{paper_id}",
+            "search": lambda i: f"{base}/search?q={SEARCHES[i % len(SEARCHES)].replace(' ', '+')}",
+        }
+        figures = {"papers": args.papers, "clients": args.clients, "workers": args.workers}
+        for name, url_of in targets.items():
+            figures[name] = asyncio.run(load(url_of, args.seconds, args.clients))
+            r = figures[name]
+            print(f"{name:>13}: {r['requests_per_s']:>7} req/s  p50 {r['p50_ms']:>6} ms  p95 {r['p95_ms']:>6} ms"
+                  f"  ({r['requests']} requests, {r['errors']} errors)")
+    finally:
+        server.terminate()
+        server.wait(20)
+    if args.json:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
