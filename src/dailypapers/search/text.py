@@ -30,7 +30,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import reduce
+from functools import lru_cache, reduce
 
 from markupsafe import Markup, escape
 from sqlalchemy import ColumnElement, func, literal_column, select, text
@@ -94,6 +94,10 @@ class Query:
     def empty(self) -> bool:
         """Nothing to search for by text (exclusions alone find nothing; see ``arxiv_id`` first)."""
         return not (self.terms or self.phrases or self.authors)
+
+
+# A run of letters, digits and combining marks (the marks matter for decomposed accents).
+_WORD_RUN = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
 
 
 def _is_word_char(ch: str) -> bool:
@@ -357,6 +361,7 @@ _STOP_WORDS = frozenset(
     .split())
 
 
+@lru_cache(maxsize=65_536)
 def _fold(word: str) -> str:
     """Lowercase without diacritics, as the full-text indexes compare words."""
     decomposed = unicodedata.normalize("NFKD", word.lower())
@@ -372,15 +377,7 @@ def _word_matches(word: str, term: str) -> bool:
 
 def _spans(text: str, query: Query) -> list[tuple[int, int]]:
     """Character spans of the text to mark, sorted and merged."""
-    words = []  # (start, end, folded)
-    start = None
-    for i, ch in enumerate(text + " "):
-        if i < len(text) and _is_word_char(ch):
-            if start is None:
-                start = i
-        elif start is not None:
-            words.append((start, i, _fold(text[start:i])))
-            start = None
+    words = [(m.start(), m.end(), _fold(m.group())) for m in _WORD_RUN.finditer(text)]  # (start, end, folded)
     spans = []
     singles = {_fold(t) for t in query.terms if t not in _STOP_WORDS}
     for s, e, w in words:
