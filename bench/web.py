@@ -46,9 +46,10 @@ def prepare(workdir: Path, papers: int) -> Path:
         conn.exec_driver_sql(
             "UPDATE papers SET submitted_on_daily_at = datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days'), "
             "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL")
-        paper_id = conn.exec_driver_sql("SELECT id FROM papers WHERE pk % 50 = 0 LIMIT 1").scalar()
+        # The papers people open: those on the feed, 200 of them in turn.
+        paper_ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM papers WHERE pk % 50 = 0 LIMIT 200")]
     engine.dispose()
-    return workdir / f"bench-{papers}.db", paper_id
+    return workdir / f"bench-{papers}.db", paper_ids
 
 
 async def load(url_of, seconds: float, clients: int) -> dict:  # noqa: ANN001
@@ -61,9 +62,12 @@ async def load(url_of, seconds: float, clients: int) -> dict:  # noqa: ANN001
             i = n
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await client.get(url_of(i))
+                try:
+                    response = await client.get(url_of(i))
+                    errors += response.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
                 latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
                 i += clients
 
         started = time.perf_counter()
@@ -84,7 +88,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    db, paper_id = prepare(args.workdir, args.papers)
+    db, paper_ids = prepare(args.workdir, args.papers)
     port = free_port()
     env = os.environ | {"DAILYPAPERS_DATABASE_URL": f"sqlite:///{db}", "DAILYPAPERS_DATA_DIR": str(args.workdir),
                         "DAILYPAPERS_MAIL_SCHEDULE": "off"}
@@ -105,7 +109,7 @@ def main() -> None:
         targets = {
             "static_floor": lambda i: base + "/static/app.css",
             "home": lambda i: base + "/",
-            "paper": lambda i: f"{base}/papers/{paper_id}",
+            "paper": lambda i: f"{base}/papers/{paper_ids[i % len(paper_ids)]}",
             "search": lambda i: f"{base}/search?q={SEARCHES[i % len(SEARCHES)].replace(' ', '+')}",
         }
         figures = {"papers": args.papers, "clients": args.clients, "workers": args.workers}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from datetime import date
 from urllib.parse import urlencode
 
@@ -134,15 +137,32 @@ def search_page(request: Request, engine: Db, user: User) -> Response:
         "next_url": page_url(page_number + 1) if more else None})
 
 
+SIMILAR_TTL = 600.0  # seconds a paper's list of similar papers is reused
+_similar: OrderedDict[int, tuple[float, list[int]]] = OrderedDict()  # pk -> (time, similar pks), LRU
+_similar_lock = threading.Lock()
+
+
 def similar_papers(request: Request, engine, row: dict, limit: int = 5) -> list[dict]:  # noqa: ANN001
+    """Nearest papers by embedding. A popular paper is viewed again and again: its neighbours are
+    kept for SIMILAR_TTL seconds (at most 10,000 papers) instead of scanning every vector each time."""
     from dailypapers.search.vectors import stored_vectors, vector_search
 
-    with engine.connect() as conn:
-        vector = stored_vectors(conn, [row["pk"]]).get(row["pk"])
-    if vector is None:
-        return []
-    hits = vector_search(engine, vector, Filters(), limit + 1)
-    return queries.papers_by_pk(engine, [pk for pk, _ in hits if pk != row["pk"]][:limit])
+    now = time.monotonic()
+    with _similar_lock:
+        cached = _similar.get(row["pk"])
+    if cached is None or now - cached[0] > SIMILAR_TTL:
+        with engine.connect() as conn:
+            vector = stored_vectors(conn, [row["pk"]]).get(row["pk"])
+        if vector is None:
+            return []
+        hits = vector_search(engine, vector, Filters(), limit + 1)
+        cached = (now, [pk for pk, _ in hits if pk != row["pk"]][:limit])
+        with _similar_lock:
+            _similar[row["pk"]] = cached
+            _similar.move_to_end(row["pk"])
+            while len(_similar) > 10_000:
+                _similar.popitem(last=False)
+    return queries.papers_by_pk(engine, cached[1])
 
 
 @router.get("/papers/{paper_id:path}", response_class=HTMLResponse)
