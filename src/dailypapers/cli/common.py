@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import NoReturn
 
 import typer
@@ -24,6 +25,16 @@ def settings_or_fail() -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         fail(f"setting DAILYPAPERS_{str(err['loc'][0]).upper()}: {err['msg']}")
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    """A YYYY-MM-DD option, or one clear line naming the option."""
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        fail(f"{option} {value!r}: expected a date like 2025-01-31")
 
 
 def open_store() -> Engine:

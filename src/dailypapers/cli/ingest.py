@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
 from importlib.resources import files
 from pathlib import Path
 
 import typer
 from tqdm import tqdm
 
-from dailypapers.cli.common import fail, open_store, settings_or_fail
+from dailypapers.cli.common import fail, open_store, parse_day, settings_or_fail
 from dailypapers.domain import Sourced
 from dailypapers.ingest import Rejection, ingest
 from dailypapers.sources.common import SourceError
@@ -89,13 +88,6 @@ def sample() -> None:
     run(parse_hf_json(files("dailypapers.sample").joinpath("papers.json").read_bytes(), "sample"))
 
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        fail(f"{option} {value!r}: expected a date like 2025-01-31")
 
 
 @app.command()
@@ -112,7 +104,7 @@ def oai(
     settings = settings_or_fail()
     if prefix not in ("arXiv", "arXivRaw"):
         fail(f"--format {prefix!r}: use arXiv or arXivRaw")
-    start, end = _day(from_, "--from"), _day(until, "--until")
+    start, end = parse_day(from_, "--from"), parse_day(until, "--until")
     if end and start and end < start:
         fail("--until is before --from")
     checkpoint = checkpoint or settings.data_dir / "oai-checkpoint.json"

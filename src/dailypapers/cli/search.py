@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from pathlib import Path
 
 import typer
 
-from dailypapers.cli.common import fail, open_store, settings_or_fail
+from dailypapers.cli.common import fail, open_store, parse_day, settings_or_fail
 from dailypapers.search.filters import SORTS, Filters
 
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        fail(f"{option} {value!r}: expected a date like 2025-01-31")
 
 
 def load_query_embedder():  # noqa: ANN201
@@ -77,7 +69,7 @@ def search(
         fail(f"--sort {sort!r}: use one of {', '.join(SORTS)}")
     if (query is None) == (queries is None):
         fail("give a query, or --queries FILE.tsv (not both)")
-    filters = Filters(since=_day(since, "--since"), until=_day(until, "--until"), categories=tuple(cat),
+    filters = Filters(since=parse_day(since, "--since"), until=parse_day(until, "--until"), categories=tuple(cat),
                       organization=org, has_code=has_code)
     engine = open_store()
     embedder = None if text_only else load_query_embedder()
