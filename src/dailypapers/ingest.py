@@ -334,6 +334,8 @@ def ingest(
             on_commit()
         if on_progress:
             on_progress(size)
+    if report.inserted or report.updated:
+        backend.refresh_statistics(engine)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -64,6 +64,12 @@ def index_new_papers(conn: Connection, after_pk: int) -> None:
         ), {"pk": after_pk})
 
 
+def refresh_statistics(engine: Engine) -> None:
+    """After a bulk write: let the planner (and PostgreSQL's word statistics for ranking) see the data."""
+    with engine.begin() as conn:
+        conn.execute(text("PRAGMA optimize" if conn.dialect.name == "sqlite" else "ANALYZE papers"))
+
+
 def configure_engine(engine: Engine) -> None:
     """SQLite: WAL (readers never block the writer), enforced foreign keys, a busy timeout."""
     if engine.dialect.name != "sqlite":
