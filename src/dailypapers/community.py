@@ -119,15 +119,20 @@ def toggle_upvote(engine: Engine, user_pk: int, paper_id: str, *,
     return voted, total
 
 
-def has_voted(engine: Engine, user_pk: int | None, paper_ids: Iterable[str]) -> set[str]:
-    """Which of these papers the user has voted for."""
+def _marked(engine: Engine, table, user_pk: int | None, paper_ids: Iterable[str]) -> set[str]:  # noqa: ANN001
+    """Which of these papers have a (user, paper) row in ``table`` (upvotes, saved papers)."""
     ids = list(paper_ids)
     if user_pk is None or not ids:
         return set()
-    query = (select(papers.c.id).join(upvotes, upvotes.c.paper_pk == papers.c.pk)
-             .where(upvotes.c.user_pk == user_pk, papers.c.id.in_(ids)))
+    query = (select(papers.c.id).join(table, table.c.paper_pk == papers.c.pk)
+             .where(table.c.user_pk == user_pk, papers.c.id.in_(ids)))
     with engine.connect() as conn:
         return set(conn.execute(query).scalars())
+
+
+def has_voted(engine: Engine, user_pk: int | None, paper_ids: Iterable[str]) -> set[str]:
+    """Which of these papers the user has voted for."""
+    return _marked(engine, upvotes, user_pk, paper_ids)
 
 
 # --- comments -----------------------------------------------------------------------------------
@@ -271,13 +276,7 @@ def toggle_saved(engine: Engine, user_pk: int, paper_id: str, *, now: datetime |
 
 def saved_ids(engine: Engine, user_pk: int | None, paper_ids: Iterable[str]) -> set[str]:
     """Which of these papers the user has saved."""
-    ids = list(paper_ids)
-    if user_pk is None or not ids:
-        return set()
-    query = (select(papers.c.id).join(saved_table, saved_table.c.paper_pk == papers.c.pk)
-             .where(saved_table.c.user_pk == user_pk, papers.c.id.in_(ids)))
-    with engine.connect() as conn:
-        return set(conn.execute(query).scalars())
+    return _marked(engine, saved_table, user_pk, paper_ids)
 
 
 def saved_papers(engine: Engine, user_pk: int) -> list[dict]:
