@@ -111,10 +111,8 @@ def sweep(engine, embedder, split: str, corpus: Path) -> list[tuple]:  # noqa: A
     from dailypapers.search.text import parse_query
 
     queries, qrels = _load_queries(corpus, split)
-    found = {}
-    with engine.connect() as conn:
-        for qid, text in queries.items():
-            found[qid] = gather(conn, engine, parse_query(text), Filters(), embedder, "hybrid", 100)
+    found = {qid: gather(engine, parse_query(text), Filters(), embedder, "hybrid", 100)
+             for qid, text in queries.items()}
     rows = []
     for weight in (0.4, 0.5, 0.6):
         for use_cov in (True, False):

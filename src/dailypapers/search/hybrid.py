@@ -112,19 +112,28 @@ class Candidates:
     phrase: set[int] = field(default_factory=set)  # candidates with the query's words side by side
 
 
-def gather(conn, engine: Engine, query: Query, filters: Filters, embedder, mode: Mode,  # noqa: ANN001
+def gather(engine: Engine, query: Query, filters: Filters, embedder, mode: Mode,  # noqa: ANN001
            wanted: int) -> Candidates:
-    text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
+    """Both sides' candidates. The vector search runs before this opens its own connection, so a
+    search never holds two pooled connections at once (many concurrent searches cannot starve the pool)."""
+    vector = None
     dense: dict[int, float] = {}
     if embedder is not None and mode != "text" and (query.terms or query.phrases):
         from dailypapers.search.vectors import vector_search
 
         vector = embedder.embed([query.raw])[0]
         dense = dict(vector_search(engine, vector, filters, wanted, model=embedder.name))
-        missing = [pk for pk in text if pk not in dense]
-        if missing:  # text-only candidates get their exact cosine too
-            for pk, vec in _embedding_of(conn, missing, embedder.name).items():
-                dense[pk] = float(np.dot(vec, vector))
+    with engine.connect() as conn:
+        return _gather(conn, query, filters, embedder, mode, wanted, vector, dense)
+
+
+def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: int,  # noqa: ANN001
+            vector, dense: dict[int, float]) -> Candidates:  # noqa: ANN001
+    text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
+    missing = [pk for pk in text if pk not in dense]
+    if vector is not None and missing:  # text-only candidates get their exact cosine too
+        for pk, vec in _embedding_of(conn, missing, embedder.name).items():
+            dense[pk] = float(np.dot(vec, vector))
     if not query.terms and not query.phrases and not query.authors and not text:
         # Filters alone: browse what they select.
         browse = conn.execute(select(papers.c.pk).where(*filters.conditions())
@@ -164,17 +173,17 @@ def search(
     query = parse_query(raw_query)
     if query.categories:
         filters = replace(filters, categories=tuple(filters.categories) + query.categories)
-    with engine.connect() as conn:
-        if query.arxiv_id:
+    if query.arxiv_id:
+        with engine.connect() as conn:
             found = conn.execute(select(papers.c.pk).where(papers.c.id == query.arxiv_id,
                                                            papers.c.hidden.is_(False))).scalar()
-            if found:
-                row = _papers(conn, {found})[found]
-                return SearchPage(query, filters, [Hit(row, 1.0, title_html=Markup.escape(row["title"]))], 1,
-                                  paper_id=row["id"])
-        found = gather(conn, engine, query, filters, embedder, mode, max(CANDIDATES, offset + limit))
-        text, dense, rows, pks = found.text, found.dense, found.rows, found.pks
-        scores = fuse(text, dense, found.coverage, mode, dense_weight, found.phrase)
+            row = _papers(conn, {found})[found] if found else None
+        if row:
+            return SearchPage(query, filters, [Hit(row, 1.0, title_html=Markup.escape(row["title"]))], 1,
+                              paper_id=row["id"])
+    found = gather(engine, query, filters, embedder, mode, max(CANDIDATES, offset + limit))
+    text, dense, rows, pks = found.text, found.dense, found.rows, found.pks
+    scores = fuse(text, dense, found.coverage, mode, dense_weight, found.phrase)
     ordered = _sorted(pks, scores, rows, sort)
     hits = []
     for pk in ordered[offset: offset + limit]:
