@@ -82,40 +82,32 @@ def toggle_upvote(engine: Engine, user_pk: int, paper_id: str, *,
                   now: datetime | None = None) -> tuple[bool, int]:
     """Vote for the paper, or take the vote back; returns (voted now, the paper's upvotes).
 
-    Every statement writes, the first one included, so on SQLite the transaction holds the write lock
-    from its start and concurrent toggles queue behind the busy timeout instead of failing.
+    The transaction first locks the paper's row (a no-op update: a row lock on PostgreSQL, the write
+    lock on SQLite), so concurrent toggles of one paper run one after another: each sees the votes the
+    others committed, counts stay equal to the rows, and no click meets a duplicate-key race.
     """
     now = _now(now)
     paper_pk = select(papers.c.pk).where(papers.c.id == paper_id).scalar_subquery()
-    try:
-        with engine.begin() as conn:
-            removed = conn.execute(
-                delete(upvotes).where(upvotes.c.user_pk == user_pk, upvotes.c.paper_pk == paper_pk)
-            ).rowcount
-            if removed:
-                voted, delta = False, -1
-            else:
-                added = conn.execute(insert(upvotes).from_select(
-                    ["user_pk", "paper_pk", "created_at"],
-                    select(literal(user_pk), papers.c.pk, literal(now, upvotes.c.created_at.type))
-                    .where(papers.c.id == paper_id, _visible),
-                ).returning(upvotes.c.paper_pk)).first()  # (rowcount of an INSERT is not portable)
-                if added is None:
-                    raise NotFound(f"There is no paper {paper_id}.")
-                voted, delta = True, 1
-            total = conn.execute(
-                update(papers).where(papers.c.id == paper_id).values(upvotes=papers.c.upvotes + delta)
-                .returning(papers.c.upvotes)
-            ).scalar_one()
-    except IntegrityError:
-        # A concurrent click of the same user inserted the row first (PostgreSQL; SQLite serialises
-        # writers): the vote is there, which is what this click asked for.
-        with engine.connect() as conn:
-            there = conn.execute(select(upvotes.c.user_pk).where(
-                upvotes.c.user_pk == user_pk, upvotes.c.paper_pk == paper_pk)).first()
-            if there is None:
-                raise  # something else (an unknown user): not a race to paper over
-            return True, conn.execute(select(papers.c.upvotes).where(papers.c.id == paper_id)).scalar_one()
+    with engine.begin() as conn:
+        conn.execute(update(papers).where(papers.c.id == paper_id).values(upvotes=papers.c.upvotes))
+        removed = conn.execute(
+            delete(upvotes).where(upvotes.c.user_pk == user_pk, upvotes.c.paper_pk == paper_pk)
+        ).rowcount
+        if removed:
+            voted, delta = False, -1
+        else:
+            added = conn.execute(insert(upvotes).from_select(
+                ["user_pk", "paper_pk", "created_at"],
+                select(literal(user_pk), papers.c.pk, literal(now, upvotes.c.created_at.type))
+                .where(papers.c.id == paper_id, _visible),
+            ).returning(upvotes.c.paper_pk)).first()  # (rowcount of an INSERT is not portable)
+            if added is None:
+                raise NotFound(f"There is no paper {paper_id}.")
+            voted, delta = True, 1
+        total = conn.execute(
+            update(papers).where(papers.c.id == paper_id).values(upvotes=papers.c.upvotes + delta)
+            .returning(papers.c.upvotes)
+        ).scalar_one()
     return voted, total
 
 
