@@ -33,6 +33,7 @@ from dailypapers.ingest import ingest
 from dailypapers.mail import deliver
 from dailypapers.mail import subscriptions as subs
 from dailypapers.mail.deliver import CLAIM_LEASE, Mailer, in_doubt, send_alerts, send_digests
+from dailypapers.mail.subscription_spec import check_spec
 from dailypapers.sources.hf_daily import parse_hf_json
 from dailypapers.store.db import open_engine
 from dailypapers.store.schema import send_log, subscriptions
@@ -151,7 +152,7 @@ def add_paper(engine, paper_id: str, title: str, summary: str, feed_day: datetim
 
 
 def subscribe(engine, address: str, **spec) -> dict:
-    return subs.subscribe(engine, subs.check_spec(address, **spec), confirmed=True).subscription
+    return subs.subscribe(engine, check_spec(address, **spec), confirmed=True).subscription
 
 
 def log_rows(engine) -> list[dict]:
@@ -279,7 +280,7 @@ def test_first_digest_covers_the_latest_period_and_a_second_run_sends_nothing(en
 
 def test_nothing_is_sent_to_pending_paused_or_unsubscribed_addresses(engine, db_url, tmp_path, smtp):
     load_sample(engine)
-    subs.subscribe(engine, subs.check_spec("pending@example.org"))
+    subs.subscribe(engine, check_spec("pending@example.org"))
     paused = subscribe(engine, "paused@example.org")
     subs.change(engine, paused["pk"], "pause")
     gone = subscribe(engine, "gone@example.org")
@@ -419,7 +420,7 @@ def test_a_5xx_marks_the_address_bouncing_and_stops_mail_to_it(engine, db_url, t
     assert send_digests(engine, settings, "daily", now=datetime(2025, 10, 14, 7)).sent == []
     assert smtp.to("bob@example.org") == []
     # Subscribing again (double opt-in) is the way back.
-    outcome = subs.subscribe(engine, subs.check_spec("bob@example.org"))
+    outcome = subs.subscribe(engine, check_spec("bob@example.org"))
     assert outcome.action == "confirm" and subs.confirm(engine, outcome.token).ok
 
 

@@ -16,6 +16,7 @@ from test_mail_delivery import load_sample, mail_settings, smtp  # noqa: F401 - 
 from dailypapers.config import get_settings
 from dailypapers.mail import schedule
 from dailypapers.mail import subscriptions as subs
+from dailypapers.mail.subscription_spec import check_spec
 from dailypapers.store.schema import metadata
 from dailypapers.web.app import create_app
 
@@ -42,7 +43,7 @@ def test_the_schedule_is_on_only_with_an_smtp_url_unless_set(monkeypatch):
 
 def test_nothing_is_sent_before_the_send_time(engine, db_url, tmp_path, smtp):  # noqa: F811
     load_sample(engine)
-    subs.subscribe(engine, subs.check_spec("ada@example.org"), confirmed=True)
+    subs.subscribe(engine, check_spec("ada@example.org"), confirmed=True)
     settings = mail_settings(db_url, tmp_path, smtp, mail_send_time="06:00")
     assert schedule.run_once(engine, settings, now=datetime(2025, 10, 11, 5, 59)) == []
     reports = schedule.run_once(engine, settings, now=datetime(2025, 10, 11, 6, 0))
@@ -54,8 +55,8 @@ def test_two_serving_workers_send_each_digest_once(engine, db_url, tmp_path, smt
     load_sample(engine)
     addresses = [f"reader{n}@example.org" for n in range(6)]
     for address in addresses:
-        subs.subscribe(engine, subs.check_spec(address), confirmed=True)
-    subs.subscribe(engine, subs.check_spec("weekly@example.org", period="weekly"), confirmed=True)
+        subs.subscribe(engine, check_spec(address), confirmed=True)
+    subs.subscribe(engine, check_spec("weekly@example.org", period="weekly"), confirmed=True)
     monkeypatch.setattr(schedule, "FIRST_CHECK", 0.01)
     settings = mail_settings(
         db_url, tmp_path, smtp, mail_schedule=True, mail_send_time="00:00", mail_check_interval=0.05

@@ -16,6 +16,7 @@ from test_mail_delivery import RUN_DAY, link, load_sample, mail_settings, smtp  
 from dailypapers import accounts
 from dailypapers.mail import subscriptions as subs
 from dailypapers.mail.deliver import send_alerts, send_digests
+from dailypapers.mail.subscription_spec import check_spec
 from dailypapers.store.schema import mail_tokens
 from dailypapers.web.app import create_app
 
@@ -172,7 +173,7 @@ def test_the_form_needs_its_csrf_token(site, smtp):  # noqa: F811
 
 
 def test_asking_again_neither_duplicates_nor_tells_strangers_anything(site, engine, smtp):  # noqa: F811
-    subs.subscribe(engine, subs.check_spec("ada@example.org"), confirmed=True)
+    subs.subscribe(engine, check_spec("ada@example.org"), confirmed=True)
     response = post_form(site, {"email": "ada@example.org", "kind": "digest", "period": "weekly"})
     assert (
         response.status_code == 200 and "Check your inbox" in response.text
@@ -203,7 +204,7 @@ def test_an_unreachable_mail_server_is_a_message_not_an_error(engine, db_url, tm
 
 
 def _digest_for(engine, settings, site, smtp, address="ada@example.org"):  # noqa: F811
-    outcome = subs.subscribe(engine, subs.check_spec(address), confirmed=True)
+    outcome = subs.subscribe(engine, check_spec(address), confirmed=True)
     send_digests(engine, settings, "daily", now=RUN_DAY)
     (mail,) = smtp.to(address)
     return outcome.subscription, mail
@@ -262,7 +263,7 @@ def test_the_manage_page_pauses_resumes_changes_period_and_deletes(site, engine,
     assert "Resumed" in act("resume").text
     assert "Changed: you now get the weekly digest of trending papers." in act("weekly").text
     assert subs.get(engine, sub["pk"])["period"] == "weekly"
-    other = subs.subscribe(engine, subs.check_spec("eve@example.org"), confirmed=True).subscription
+    other = subs.subscribe(engine, check_spec("eve@example.org"), confirmed=True).subscription
     refused = act("pause", other["pk"])  # another address's subscription: not through this link
     assert refused.status_code == 400 and "This subscription no longer exists." in refused.text
     assert subs.get(engine, other["pk"])["status"] == "active"
@@ -336,7 +337,7 @@ def test_a_signed_in_user_sees_and_manages_their_subscriptions(site, engine, smt
 
 
 def test_alert_mail_links_work_too(site, engine, settings, smtp):  # noqa: F811
-    subs.subscribe(engine, subs.check_spec("ada@example.org", kind="alert", query="policy"), confirmed=True)
+    subs.subscribe(engine, check_spec("ada@example.org", kind="alert", query="policy"), confirmed=True)
     send_alerts(engine, settings)
     mail = smtp.messages[0]
     assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

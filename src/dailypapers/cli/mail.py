@@ -31,11 +31,12 @@ def subscribe(
     from dailypapers.mail import compose
     from dailypapers.mail import subscriptions as subs
     from dailypapers.mail.deliver import MailError, Permanent, Transient, send_now
+    from dailypapers.mail.subscription_spec import SubscriptionError, check_spec, describe
 
     settings = settings_or_fail()
     is_alert = bool(query or since or cat or org or has_code)
     try:
-        spec = subs.check_spec(
+        spec = check_spec(
             email,
             kind="alert" if is_alert else "digest",
             period=period,
@@ -45,18 +46,18 @@ def subscribe(
             organization=org,
             has_code=has_code or None,
         )
-    except subs.SubscriptionError as exc:
+    except SubscriptionError as exc:
         fail(f"{'--' + exc.field if exc.field not in ('email',) else 'EMAIL'}: {exc.message}")
     if not confirmed and not (settings.smtp_url and settings.base_url):
         fail("a confirmation mail needs DAILYPAPERS_SMTP_URL and DAILYPAPERS_BASE_URL (or use --confirmed)")
     engine = open_store()
     try:
         outcome = subs.subscribe(engine, spec, confirmed=confirmed)
-    except subs.SubscriptionError as exc:
+    except SubscriptionError as exc:
         fail(exc.message)
     sub = outcome.subscription
     if outcome.action == "confirmed":
-        typer.echo(f"subscribed {sub['email']} to the {subs.describe(sub)} (#{sub['pk']})")
+        typer.echo(f"subscribed {sub['email']} to the {describe(sub)} (#{sub['pk']})")
         return
     base = settings.base_url.rstrip("/")
     if outcome.action == "confirm":
@@ -69,9 +70,9 @@ def subscribe(
         subs.forget_request(engine, sub["pk"])
         fail(f"could not send the confirmation mail to {spec.email}: {exc}")
     if outcome.action == "confirm":
-        typer.echo(f"confirmation mail sent to {sub['email']} for the {subs.describe(sub)} (#{sub['pk']})")
+        typer.echo(f"confirmation mail sent to {sub['email']} for the {describe(sub)} (#{sub['pk']})")
     else:
-        typer.echo(f"{sub['email']} already gets the {subs.describe(sub)}: a link to manage it was mailed")
+        typer.echo(f"{sub['email']} already gets the {describe(sub)}: a link to manage it was mailed")
 
 
 def unsubscribe(email: str = typer.Argument(..., help="The address.")) -> None:
@@ -86,11 +87,12 @@ def subscriptions() -> None:
     """List subscriptions, and any message whose delivery is in doubt after a crash."""
     from dailypapers.mail import subscriptions as subs
     from dailypapers.mail.deliver import in_doubt
+    from dailypapers.mail.subscription_spec import describe
 
     engine = open_store()
     rows = subs.all_subscriptions(engine)
     for s in rows:
-        typer.echo(f"#{s['pk']:<5} {s['status']:<12} {s['email']:<40} {subs.describe(s)}")
+        typer.echo(f"#{s['pk']:<5} {s['status']:<12} {s['email']:<40} {describe(s)}")
     typer.echo(f"{len(rows)} subscription{'' if len(rows) == 1 else 's'}")
     for row in in_doubt(engine):
         typer.echo(

@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from dailypapers.mail.subscriptions import describe, search_label
+from dailypapers.mail.subscription_spec import describe, search_label
 
 TEMPLATES = Path(__file__).with_name("templates")
 EXCERPT_CHARS = 280

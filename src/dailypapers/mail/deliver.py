@@ -48,6 +48,8 @@ from sqlalchemy.exc import IntegrityError
 from dailypapers.config import Settings
 from dailypapers.mail import compose
 from dailypapers.mail import subscriptions as subs
+from dailypapers.mail import tokens
+from dailypapers.mail.subscription_spec import PERIODS, filters_of
 from dailypapers.mail.compose import DigestPeriod, Links
 from dailypapers.mail.send import connect
 from dailypapers.ranking import trending_score
@@ -538,7 +540,7 @@ def send_digests(
     A subscriber's first digest is that latest period; after it, each period once; nothing when the
     feed has nothing new. A dry run composes nothing, writes nothing and says what would go to whom.
     """
-    if period_kind not in subs.PERIODS:
+    if period_kind not in PERIODS:
         raise ValueError(f"period must be daily or weekly, not {period_kind!r}")
     now = _now(now)
     report = RunReport(f"{period_kind} digest", dry_run)
@@ -577,7 +579,7 @@ def send_digests(
                 report.skipped += 1
                 continue
             _deliver(engine, settings, smtp, c, render, base_url, now, report)
-    subs.prune_tokens(engine)
+    tokens.prune_tokens(engine)
     return report
 
 
@@ -647,7 +649,7 @@ def send_alerts(
             lower = papers.c.ingested_at >= since
         else:
             lower = papers.c.pk > cursor
-        filters = replace(subs.filters_of(sub), extra=(lower, papers.c.pk <= high))
+        filters = replace(filters_of(sub), extra=(lower, papers.c.pk <= high))
         matches = alert_matches(engine, sub["query"] or "", filters)
         hits, total = matches[:ALERT_SIZE], len(matches)
         if not hits:
@@ -695,7 +697,7 @@ def send_alerts(
                 report.skipped += 1
                 continue
             _deliver(engine, settings, smtp, c, render, base_url, now, report)
-    subs.prune_tokens(engine)
+    tokens.prune_tokens(engine)
     return report
 
 
@@ -748,8 +750,8 @@ def _deliver(
     sub = c.subscription
     minted = _now(None)  # links expire by the wall clock, whatever moment the run acts as
     with engine.begin() as conn:
-        manage = subs.new_token(conn, sub["pk"], "manage", minted)
-        unsubscribe = subs.new_token(conn, sub["pk"], "unsubscribe", minted)
+        manage = tokens.new_token(conn, sub["pk"], "manage", minted)
+        unsubscribe = tokens.new_token(conn, sub["pk"], "unsubscribe", minted)
     links = Links(
         base_url, f"{base_url}/subscriptions/manage/{manage}", f"{base_url}/unsubscribe/{unsubscribe}"
     )

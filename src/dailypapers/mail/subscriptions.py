@@ -1,295 +1,26 @@
 """Subscriptions: digests of trending papers and saved-search alerts, with double opt-in.
 
-Plain functions over an Engine, shared by the web form, the manage pages and the CLI. Input is
-checked here and refused with ``SubscriptionError(field, message)``, which the web shows beside the
-field and the CLI prints as one line.
-
-Links in mail carry random tokens (32 bytes, URL-safe) that are stored only as their SHA-256 and are
-good for one purpose each: ``confirm`` (once, for CONFIRM_VALID), ``manage`` and ``unsubscribe``
-(every mail has its own pair, valid for MANAGE_VALID and UNSUBSCRIBE_VALID). A copy of the database
-gives nobody a working link.
+Plain functions over an Engine, shared by the web form, the manage pages, the CLI and the mail runs.
+What a subscription asks for is checked in subscription_spec.py; its links' tokens are in tokens.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from dailypapers.accounts import AccountError, check_email
-from dailypapers.search.filters import Filters
-from dailypapers.store.schema import mail_tokens, subscriptions
+from dailypapers.mail.clock import utc_now
+from dailypapers.mail.subscription_spec import PERIODS, Spec, SubscriptionError, describe
+from dailypapers.mail.tokens import TokenCheck, check_token, new_token, use_token
+from dailypapers.store.schema import subscriptions
 
-KINDS = ("digest", "alert")
-PERIODS = ("daily", "weekly")
-STATUSES = ("pending", "active", "paused", "bouncing", "unsubscribed")
-QUERY_MAX = 300
-CATEGORIES_MAX = 10
 PENDING_MAX = 5  # subscriptions of one address waiting for confirmation
 RESEND_AFTER = timedelta(minutes=10)  # between two confirmation mails for the same subscription
-
-CONFIRM_VALID = timedelta(days=7)
-MANAGE_VALID = timedelta(days=90)
-UNSUBSCRIBE_VALID = timedelta(days=365)
-VALID_FOR = {"confirm": CONFIRM_VALID, "manage": MANAGE_VALID, "unsubscribe": UNSUBSCRIBE_VALID}
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-_CATEGORY = re.compile(r"[a-z][a-z-]{0,19}(\.[A-Za-z-]{1,20})?")
-_ORG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-Purpose = Literal["confirm", "manage", "unsubscribe"]
-
-
-class SubscriptionError(ValueError):
-    """Input refused: which field, and a sentence to show beside it."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Spec:
-    """What a subscription asks for, checked."""
-
-    email: str
-    kind: str = "digest"
-    period: str = "daily"
-    query: str | None = None
-    since: date | None = None
-    categories: tuple[str, ...] = ()
-    organization: str | None = None
-    has_code: bool | None = None
-
-    @property
-    def filters_json(self) -> dict:
-        if self.kind != "alert":
-            return {}
-        return {
-            "since": self.since.isoformat() if self.since else None,
-            "categories": list(self.categories),
-            "organization": self.organization,
-            "has_code": self.has_code,
-        }
-
-    @property
-    def signature(self) -> str:
-        """What makes two subscriptions of one address the same (not the period: that can change)."""
-        canonical = json.dumps(
-            {"kind": self.kind, "query": (self.query or "").lower(), **self.filters_json}, sort_keys=True
-        )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(timezone.utc).replace(tzinfo=None)
-    return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-# --- checking input -------------------------------------------------------------------------------
-
-
-def check_address(email: object) -> str:
-    """A single, valid address; a line break (header injection) or a control character is refused."""
-    if not isinstance(email, str) or not email.strip():
-        raise SubscriptionError("email", "Enter your email address.")
-    if _CONTROL.search(email.strip()):
-        raise SubscriptionError(
-            "email", "Enter one email address, without line breaks or control characters."
-        )
-    if "," in email or ";" in email:
-        raise SubscriptionError("email", "Enter one email address (no commas or semicolons).")
-    try:
-        return check_email(email)
-    except AccountError as exc:
-        raise SubscriptionError("email", exc.message) from None
-
-
-def check_spec(
-    email: object,
-    *,
-    kind: str = "digest",
-    period: str = "daily",
-    query: str | None = None,
-    since: str | date | None = None,
-    categories: str | list[str] | tuple[str, ...] | None = None,
-    organization: str | None = None,
-    has_code: bool | None = None,
-) -> Spec:
-    """Check form or command-line input; raises SubscriptionError naming the field at fault."""
-    address = check_address(email)
-    if kind not in KINDS:
-        raise SubscriptionError("kind", "Choose a digest of trending papers or an alert for a search.")
-    if period not in PERIODS:
-        raise SubscriptionError("period", "Choose daily or weekly.")
-    if kind == "digest":
-        return Spec(address, "digest", period)
-
-    text = (query or "").strip() if isinstance(query, str) else ""
-    if _CONTROL.search(text):
-        raise SubscriptionError(
-            "query", "Remove the control characters (such as NUL or line breaks) from the search."
-        )
-    text = " ".join(text.split())
-    if len(text) > QUERY_MAX:
-        raise SubscriptionError(
-            "query", f"A saved search can be at most {QUERY_MAX} characters (this one has {len(text):,})."
-        )
-
-    day = None
-    if isinstance(since, date):
-        day = since
-    elif isinstance(since, str) and since.strip():
-        try:
-            day = (
-                date.fromisoformat(since.strip())
-                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", since.strip())
-                else None
-            )
-        except ValueError:
-            day = None
-        if day is None:
-            raise SubscriptionError("since", "Enter a date like 2025-01-31, or leave it empty.")
-
-    if isinstance(categories, str):
-        categories = [c for c in re.split(r"[\s,]+", categories) if c]
-    cats = tuple(dict.fromkeys(c.strip() for c in categories or () if c.strip()))
-    if len(cats) > CATEGORIES_MAX:
-        raise SubscriptionError("cat", f"Choose at most {CATEGORIES_MAX} categories.")
-    for cat in cats:
-        if not _CATEGORY.fullmatch(cat):
-            raise SubscriptionError("cat", "Categories look like cs.LG or cs; separate several with commas.")
-
-    org = organization.strip() if isinstance(organization, str) and organization.strip() else None
-    if org is not None and not _ORG.fullmatch(org):
-        raise SubscriptionError(
-            "org", "An organization is its handle, like facebook (letters, digits, '-', '_' and '.')."
-        )
-
-    if not text and not cats and not org and not has_code:
-        raise SubscriptionError(
-            "query", "Enter words to search for, or choose a category, an organization or papers with code."
-        )
-    return Spec(address, "alert", period, text or None, day, cats, org, has_code or None)
-
-
-def filters_of(sub: dict) -> Filters:
-    f = sub.get("filters") or {}
-    since = date.fromisoformat(f["since"]) if f.get("since") else None
-    return Filters(
-        since=since,
-        categories=tuple(f.get("categories") or ()),
-        organization=f.get("organization"),
-        has_code=f.get("has_code"),
-    )
-
-
-def describe(sub: dict) -> str:
-    """One line for people: "daily digest of trending papers", "weekly alert for “x” (cs.LG)"."""
-    if sub["kind"] == "digest":
-        return f"{sub['period']} digest of trending papers"
-    return f"{sub['period']} alert for {search_label(sub)}"
-
-
-def search_label(sub: dict) -> str:
-    f = sub.get("filters") or {}
-    parts = [*(f.get("categories") or ())]
-    if f.get("organization"):
-        parts.append(f"from {f['organization']}")
-    if f.get("has_code"):
-        parts.append("with code")
-    if f.get("since"):
-        parts.append(f"since {f['since']}")
-    if sub.get("query"):
-        return f"“{sub['query']}”" + (f" ({', '.join(parts)})" if parts else "")
-    return ", ".join(parts) or "all papers"
-
-
-# --- tokens ----------------------------------------------------------------------------------------
-
-
-def new_token(conn: Connection, subscription_pk: int, purpose: Purpose, now: datetime) -> str:
-    """A fresh token for a link; only its SHA-256 is stored. Returns the token (put it in the mail)."""
-    token = secrets.token_urlsafe(32)
-    conn.execute(
-        insert(mail_tokens).values(
-            token_hash=_digest(token),
-            purpose=purpose,
-            subscription_pk=subscription_pk,
-            created_at=now,
-            expires_at=now + VALID_FOR[purpose],
-        )
-    )
-    return token
-
-
-@dataclass
-class TokenCheck:
-    subscription: dict | None
-    problem: Literal["unknown", "expired", "used"] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def check_token(engine: Engine, token: str, purpose: Purpose, *, now: datetime | None = None) -> TokenCheck:
-    """The subscription a link is for, or why the link no longer works (unknown, expired, used)."""
-    now = _now(now)
-    if not isinstance(token, str) or not 20 <= len(token) <= 100:
-        return TokenCheck(None, "unknown")
-    with engine.connect() as conn:
-        row = (
-            conn.execute(
-                select(mail_tokens).where(
-                    mail_tokens.c.token_hash == _digest(token), mail_tokens.c.purpose == purpose
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            return TokenCheck(None, "unknown")
-        sub = (
-            conn.execute(select(subscriptions).where(subscriptions.c.pk == row["subscription_pk"]))
-            .mappings()
-            .first()
-        )
-    if sub is None:
-        return TokenCheck(None, "unknown")
-    if row["used_at"] is not None:
-        return TokenCheck(dict(sub), "used")
-    if row["expires_at"] is not None and row["expires_at"] <= now:
-        return TokenCheck(dict(sub), "expired")
-    return TokenCheck(dict(sub))
-
-
-def prune_tokens(engine: Engine, *, now: datetime | None = None) -> int:
-    """Delete expired tokens (their links already show "no longer valid"), and long-used ones."""
-    now = _now(now)
-    with engine.begin() as conn:
-        return conn.execute(
-            delete(mail_tokens).where(
-                or_(
-                    mail_tokens.c.expires_at < now - timedelta(days=30),
-                    mail_tokens.c.used_at < now - timedelta(days=30),
-                )
-            )
-        ).rowcount
 
 
 # --- subscribing -----------------------------------------------------------------------------------
@@ -323,7 +54,7 @@ def subscribe(
     active, a note with a manage link); the period of a pending one is updated. Limits: one mail per
     subscription per RESEND_AFTER, PENDING_MAX pending subscriptions per address.
     """
-    now = _now(now)
+    now = utc_now(now)
     values = {
         "email": spec.email,
         "kind": spec.kind,
@@ -434,17 +165,12 @@ def subscribe(
 
 def confirm(engine: Engine, token: str, *, now: datetime | None = None) -> TokenCheck:
     """Open a confirmation link: the subscription becomes active and the token is used up."""
-    now = _now(now)
+    now = utc_now(now)
     check = check_token(engine, token, "confirm", now=now)
     if not check.ok:
         return check
     with engine.begin() as conn:
-        used = conn.execute(
-            update(mail_tokens)
-            .where(mail_tokens.c.token_hash == _digest(token), mail_tokens.c.used_at.is_(None))
-            .values(used_at=now)
-        ).rowcount
-        if not used:  # opened twice at the same moment
+        if not use_token(conn, token, now):
             return TokenCheck(check.subscription, "used")
         sub = check.subscription
         conn.execute(
@@ -501,7 +227,7 @@ def change(
     engine: Engine, pk: int, action: str, *, period: str | None = None, now: datetime | None = None
 ) -> str:
     """pause | resume | period (to ``period``) | delete | unsubscribe; says what it did."""
-    now = _now(now)
+    now = utc_now(now)
     with engine.begin() as conn:
         sub = conn.execute(select(subscriptions).where(subscriptions.c.pk == pk)).mappings().first()
         if sub is None:
@@ -537,7 +263,7 @@ def change(
 
 def unsubscribe_address(engine: Engine, email: str, *, now: datetime | None = None) -> int:
     """Unsubscribe every subscription of an address (the operator's tool for a complaint)."""
-    now = _now(now)
+    now = utc_now(now)
     with engine.begin() as conn:
         return conn.execute(
             update(subscriptions)
@@ -548,7 +274,7 @@ def unsubscribe_address(engine: Engine, email: str, *, now: datetime | None = No
 
 def mark_bouncing(engine: Engine, email: str, error: str, *, now: datetime | None = None) -> int:
     """A permanent failure (5xx) for an address: no more mail to any of its subscriptions."""
-    now = _now(now)
+    now = utc_now(now)
     with engine.begin() as conn:
         return conn.execute(
             update(subscriptions)
@@ -557,15 +283,14 @@ def mark_bouncing(engine: Engine, email: str, error: str, *, now: datetime | Non
         ).rowcount
 
 
-def active(engine: Engine, kind: str, period: str | None = None) -> list[dict]:
-    conditions = [subscriptions.c.kind == kind, subscriptions.c.status == "active"]
-    if period:
-        conditions.append(subscriptions.c.period == period)
+def active(engine: Engine, kind: str) -> list[dict]:
     with engine.connect() as conn:
         return [
             dict(r)
             for r in conn.execute(
-                select(subscriptions).where(and_(*conditions)).order_by(subscriptions.c.pk)
+                select(subscriptions)
+                .where(subscriptions.c.kind == kind, subscriptions.c.status == "active")
+                .order_by(subscriptions.c.pk)
             ).mappings()
         ]
 

@@ -13,8 +13,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from dailypapers.mail import compose
 from dailypapers.mail import subscriptions as subs
+from dailypapers.mail.clock import utc_now
 from dailypapers.mail.deliver import MailError, Permanent, Transient, send_now
-from dailypapers.mail.subscriptions import SubscriptionError
+from dailypapers.mail.subscription_spec import PERIODS, SubscriptionError, check_spec, describe
+from dailypapers.mail.tokens import check_token, new_token
 from dailypapers.web.deps import Csrf, Db, SignedIn, User, render
 
 router = APIRouter()
@@ -42,7 +44,7 @@ def subscribe_form(request: Request, user: User) -> HTMLResponse:
     values["query"] = values["query"] or params.get("q", "")
     values["cat"] = values["cat"] or ", ".join(params.getlist("cat"))
     values["kind"] = "alert" if values["kind"] == "alert" or values["query"] else "digest"
-    values["period"] = values["period"] if values["period"] in subs.PERIODS else "daily"
+    values["period"] = values["period"] if values["period"] in PERIODS else "daily"
     if user and user.get("email") and not values["email"]:
         values["email"] = user["email"]
     return render(request, "subscribe.html", {"values": values, "errors": {}})
@@ -74,7 +76,7 @@ def subscribe(
     }
     settings = request.app.state.settings
     try:
-        spec = subs.check_spec(
+        spec = check_spec(
             email,
             kind=kind,
             period=period,
@@ -128,7 +130,7 @@ def subscribe(
             status_code=503,
         )
     # The same page whether the address was new or already subscribed: the form tells strangers nothing.
-    return render(request, "subscribe_sent.html", {"email": spec.email, "what": subs.describe(sub)})
+    return render(request, "subscribe_sent.html", {"email": spec.email, "what": describe(sub)})
 
 
 def _shown(values: dict) -> dict:
@@ -146,17 +148,15 @@ def confirm(request: Request, engine: Db, token: str) -> HTMLResponse:
         "subscription_confirmed.html",
         {
             "sub": check.subscription,
-            "what": subs.describe(check.subscription),
+            "what": describe(check.subscription),
             "manage_url": _manage_url(request, engine, check.subscription["pk"]),
         },
     )
 
 
 def _manage_url(request: Request, engine, pk: int) -> str:  # noqa: ANN001
-    from datetime import datetime, timezone
-
     with engine.begin() as conn:
-        token = subs.new_token(conn, pk, "manage", datetime.now(timezone.utc).replace(tzinfo=None))
+        token = new_token(conn, pk, "manage", utc_now())
     return f"/subscriptions/manage/{token}"
 
 
@@ -174,7 +174,7 @@ def _manage_page(
         request,
         "manage.html",
         {
-            "subscriptions": [r | {"what": subs.describe(r)} for r in rows],
+            "subscriptions": [r | {"what": describe(r)} for r in rows],
             "action_url": action_url,
             "notice": notice,
             "error": error,
@@ -186,7 +186,7 @@ def _manage_page(
 
 @router.get("/subscriptions/manage/{token:path}", response_class=HTMLResponse)
 def manage(request: Request, engine: Db, token: str) -> HTMLResponse:
-    check = subs.check_token(engine, token, "manage")
+    check = check_token(engine, token, "manage")
     if not check.ok:
         return _invalid(request, check.problem, "manage")
     email = check.subscription["email"]
@@ -202,7 +202,7 @@ def _apply(engine, pk: str, action: str, allowed: list[dict]) -> tuple[str | Non
         return None, "Choose a subscription."
     if number not in {r["pk"] for r in allowed}:
         return None, "This subscription no longer exists."
-    period = action if action in subs.PERIODS else None
+    period = action if action in PERIODS else None
     try:
         return subs.change(engine, number, "period" if period else action, period=period), None
     except SubscriptionError as exc:
@@ -213,7 +213,7 @@ def _apply(engine, pk: str, action: str, allowed: list[dict]) -> tuple[str | Non
 def manage_change(
     request: Request, engine: Db, token: str, pk: str = Form(""), action: str = Form("")
 ) -> Response:
-    check = subs.check_token(engine, token, "manage")
+    check = check_token(engine, token, "manage")
     if not check.ok:
         return _invalid(request, check.problem, "manage")
     email = check.subscription["email"]
@@ -264,7 +264,7 @@ def my_subscriptions_change(
 
 @router.get("/unsubscribe/{token:path}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, engine: Db, token: str) -> HTMLResponse:
-    check = subs.check_token(engine, token, "unsubscribe")
+    check = check_token(engine, token, "unsubscribe")
     if not check.ok:
         return _invalid(request, check.problem, "unsubscribe")
     sub = check.subscription
@@ -273,7 +273,7 @@ def unsubscribe_page(request: Request, engine: Db, token: str) -> HTMLResponse:
         "unsubscribe.html",
         {
             "sub": sub,
-            "what": subs.describe(sub),
+            "what": describe(sub),
             "token": token,
             "done": sub["status"] == "unsubscribed",
             "manage_url": None,
@@ -284,7 +284,7 @@ def unsubscribe_page(request: Request, engine: Db, token: str) -> HTMLResponse:
 @router.post("/unsubscribe/{token:path}", response_class=HTMLResponse)
 def unsubscribe(request: Request, engine: Db, token: str) -> HTMLResponse:
     """One click (RFC 8058): the body is "List-Unsubscribe=One-Click"; no CSRF token, no sign-in."""
-    check = subs.check_token(engine, token, "unsubscribe")
+    check = check_token(engine, token, "unsubscribe")
     if not check.ok:
         return _invalid(request, check.problem, "unsubscribe")
     sub = check.subscription
@@ -295,7 +295,7 @@ def unsubscribe(request: Request, engine: Db, token: str) -> HTMLResponse:
         "unsubscribe.html",
         {
             "sub": sub,
-            "what": subs.describe(sub),
+            "what": describe(sub),
             "token": token,
             "done": True,
             "manage_url": _manage_url(request, engine, sub["pk"]),
