@@ -32,7 +32,10 @@ from dailypapers.config import get_settings
 from dailypapers.ingest import ingest
 from dailypapers.mail import deliver
 from dailypapers.mail import subscriptions as subs
-from dailypapers.mail.deliver import CLAIM_LEASE, Mailer, in_doubt, send_alerts, send_digests
+from dailypapers.mail.alerts import send_alerts
+from dailypapers.mail.digests import send_digests
+from dailypapers.mail.send_log import CLAIM_LEASE, claim, in_doubt, mark_handed, mark_sent
+from dailypapers.mail.smtp import MailError, Mailer
 from dailypapers.mail.subscription_spec import check_spec
 from dailypapers.sources.hf_daily import parse_hf_json
 from dailypapers.store.db import open_engine
@@ -226,7 +229,7 @@ def test_titles_are_escaped_in_html_and_headers_cannot_be_injected(engine, db_ur
 
 
 def test_the_password_reset_mail_still_goes_out(tmp_path, smtp):
-    from dailypapers.mail.send import send_plain
+    from dailypapers.mail.smtp import send_plain
 
     send_plain(mail_settings("sqlite://", tmp_path, smtp), "ada@example.org", "Reset your password", "A link.")
     (mail,) = smtp.messages
@@ -308,7 +311,7 @@ def test_dry_run_prints_what_would_go_and_sends_and_writes_nothing(engine, db_ur
     # and without any SMTP server configured at all
     no_smtp = mail_settings(db_url, tmp_path, None)
     assert len(send_digests(engine, no_smtp, "daily", now=RUN_DAY, dry_run=True).planned) == 1
-    with pytest.raises(deliver.MailError, match="DAILYPAPERS_SMTP_URL is not set"):
+    with pytest.raises(MailError, match="DAILYPAPERS_SMTP_URL is not set"):
         send_digests(engine, no_smtp, "daily", now=RUN_DAY)
 
 
@@ -431,7 +434,7 @@ def test_an_unreachable_server_stops_the_run_with_one_line(engine, db_url, tmp_p
         db_url, tmp_path, None, smtp_url=f"smtp://127.0.0.1:{free_port()}", smtp_retries=1
     )
     with pytest.raises(
-        deliver.MailError, match=r"^cannot reach the SMTP server: .*\(DAILYPAPERS_SMTP_URL\)$"
+        MailError, match=r"^cannot reach the SMTP server: .*\(DAILYPAPERS_SMTP_URL\)$"
     ):
         send_digests(engine, settings, "daily", now=RUN_DAY)
     assert [r["status"] for r in log_rows(engine)] == ["failed"]  # claimed back by the next run
@@ -452,6 +455,7 @@ def _subscribers(engine, n: int) -> list[str]:
 
 
 def _crash_on(monkeypatch, name: str, call: int) -> None:
+    """Kill the run at a send-log step, patched where deliver.py calls it."""
     original = getattr(deliver, name)
     calls = Counter()
 
@@ -598,11 +602,11 @@ def test_concurrent_workers_send_each_message_once(engine, db_url, tmp_path, smt
 def test_a_claim_taken_over_by_another_worker_is_not_sent_by_the_first(engine, db_url, tmp_path):
     load_sample(engine)
     sub = subscribe(engine, "ada@example.org")
-    first = deliver.claim(
+    first = claim(
         engine, sub, "daily:2025-10-10", paper_pks=[1], total=1, subject="s", message_id="<a@b>", now=RUN_DAY
     )
     assert (
-        deliver.claim(
+        claim(
             engine,
             sub,
             "daily:2025-10-10",
@@ -614,7 +618,7 @@ def test_a_claim_taken_over_by_another_worker_is_not_sent_by_the_first(engine, d
         )
         is None
     )
-    second = deliver.claim(
+    second = claim(
         engine,
         sub,
         "daily:2025-10-10",
@@ -625,12 +629,12 @@ def test_a_claim_taken_over_by_another_worker_is_not_sent_by_the_first(engine, d
         now=RUN_DAY + CLAIM_LEASE + timedelta(seconds=1),
     )
     assert second is not None and second.message_id == "<a@b>" and second.attempts == 2
-    assert not deliver.mark_handed(engine, first, RUN_DAY)  # the first worker lost its lease
-    assert deliver.mark_handed(engine, second, RUN_DAY) and deliver.mark_sent(engine, second, RUN_DAY)
+    assert not mark_handed(engine, first, RUN_DAY)  # the first worker lost its lease
+    assert mark_handed(engine, second, RUN_DAY) and mark_sent(engine, second, RUN_DAY)
     with engine.begin() as conn:
         conn.execute(update(subscriptions).values(status="paused"))
     assert (
-        deliver.claim(
+        claim(
             engine,
             sub,
             "daily:2025-10-11",

@@ -15,7 +15,8 @@ from test_mail_delivery import RUN_DAY, link, load_sample, mail_settings, smtp  
 
 from dailypapers import accounts
 from dailypapers.mail import subscriptions as subs
-from dailypapers.mail.deliver import send_alerts, send_digests
+from dailypapers.mail.alerts import send_alerts
+from dailypapers.mail.digests import send_digests
 from dailypapers.mail.subscription_spec import check_spec
 from dailypapers.store.schema import mail_tokens
 from dailypapers.web.app import create_app

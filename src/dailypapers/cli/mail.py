@@ -30,7 +30,7 @@ def subscribe(
     """
     from dailypapers.mail import compose
     from dailypapers.mail import subscriptions as subs
-    from dailypapers.mail.deliver import MailError, Permanent, Transient, send_now
+    from dailypapers.mail.smtp import MailError, Permanent, Transient, send_now
     from dailypapers.mail.subscription_spec import SubscriptionError, check_spec, describe
 
     settings = settings_or_fail()
@@ -86,7 +86,7 @@ def unsubscribe(email: str = typer.Argument(..., help="The address.")) -> None:
 def subscriptions() -> None:
     """List subscriptions, and any message whose delivery is in doubt after a crash."""
     from dailypapers.mail import subscriptions as subs
-    from dailypapers.mail.deliver import in_doubt
+    from dailypapers.mail.send_log import in_doubt
     from dailypapers.mail.subscription_spec import describe
 
     engine = open_store()
@@ -129,7 +129,8 @@ def digest_send(
     ),
 ) -> None:
     """Send the digest of the latest ended day (or week) to every subscriber who has not had it."""
-    from dailypapers.mail.deliver import MailError, send_digests
+    from dailypapers.mail.digests import send_digests
+    from dailypapers.mail.smtp import MailError
 
     if period not in ("daily", "weekly"):
         fail(f"--period {period!r}: use daily or weekly")
@@ -151,7 +152,8 @@ def alerts_send(
     ),
 ) -> None:
     """Send each saved-search alert the new papers that match it."""
-    from dailypapers.mail.deliver import MailError, send_alerts
+    from dailypapers.mail.alerts import send_alerts
+    from dailypapers.mail.smtp import MailError
 
     settings = settings_or_fail()
     engine = open_store()

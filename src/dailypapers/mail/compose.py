@@ -2,7 +2,7 @@
 
 Digests and alerts carry the headers bulk mail needs (RFC 2369, RFC 8058): ``List-Unsubscribe`` with
 the subscription's one-click URL, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` and ``List-Id``,
-besides From, To, Subject, Date and a Message-ID fixed when the send is claimed (see deliver.py).
+besides From, To, Subject, Date and a Message-ID fixed when the send is claimed (see send_log.py).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ def due(settings: Settings, now: datetime) -> bool:
 
 def run_once(engine: Engine, settings: Settings, now: datetime | None = None) -> list:
     """One check: every kind of mail that is due (a failure of one kind does not stop the others)."""
-    from dailypapers.mail.deliver import send_alerts, send_digests
+    from dailypapers.mail.alerts import send_alerts
+    from dailypapers.mail.digests import send_digests
 
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     if not due(settings, now):

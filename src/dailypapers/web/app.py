@@ -96,7 +96,7 @@ def error_response(request: Request, status: int, message: str) -> Response:
 
 
 def _send_reset(settings: Settings, email: str, link: str) -> None:
-    from dailypapers.mail.send import send_plain
+    from dailypapers.mail.smtp import send_plain
 
     send_plain(settings, email, "Reset your dailypapers password",
                f"Someone asked to reset the password of this address on dailypapers.\n\n"

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from dailypapers.mail import compose
 from dailypapers.mail import subscriptions as subs
 from dailypapers.mail.clock import utc_now
-from dailypapers.mail.deliver import MailError, Permanent, Transient, send_now
+from dailypapers.mail.smtp import MailError, Permanent, Transient, send_now
 from dailypapers.mail.subscription_spec import PERIODS, SubscriptionError, check_spec, describe
 from dailypapers.mail.tokens import check_token, new_token
 from dailypapers.web.deps import Csrf, Db, SignedIn, User, render
