@@ -36,7 +36,8 @@ import pytest
 from lxml import etree
 
 from dailypapers.domain import Author, Deletion, Paper, RecordError, Version
-from dailypapers.sources.oai import HarvestError, OaiHarvest, Page, last_harvest_date, parse_page
+from dailypapers.sources.oai import OaiHarvest, last_harvest_date
+from dailypapers.sources.oai_records import HarvestError, Page, parse_page
 
 CLASSIC_TOKEN = "726959|1001"  # recorded, in ListRecords_arXivRaw_..._page1_with-resumptionToken.xml
 CURRENT_TOKEN = (
