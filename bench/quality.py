@@ -108,7 +108,7 @@ def sweep(engine, embedder, split: str, corpus: Path) -> list[tuple]:  # noqa: A
     """Fusion settings tried on the same candidates: (nDCG@10, weight, coverage on/off), best first."""
     from dailypapers.search.filters import Filters
     from dailypapers.search.hybrid import fuse, gather
-    from dailypapers.search.text import parse_query
+    from dailypapers.search.query import parse_query
 
     queries, qrels = _load_queries(corpus, split)
     found = {qid: gather(engine, parse_query(text), Filters(), embedder, "hybrid", 100)

@@ -5,6 +5,9 @@ from sqlalchemy.exc import IntegrityError
 
 from dailypapers.ingest import ingest
 from dailypapers.domain import Paper
+from dailypapers.search.filters import Filters
+from dailypapers.search.query import parse_query
+from dailypapers.search.text import text_search
 from dailypapers.store.db import is_current, migrate
 from dailypapers.store.schema import papers
 
@@ -36,12 +39,8 @@ def test_paper_id_is_unique(engine):
 
 def _fulltext_ids(engine, word):
     with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            q = text("SELECT p.id FROM papers_fts JOIN papers p ON p.pk = papers_fts.rowid "
-                     "WHERE papers_fts MATCH :q ORDER BY p.id")
-        else:
-            q = text("SELECT id FROM papers WHERE search_vector @@ plainto_tsquery('english', :q) ORDER BY id")
-        return conn.execute(q, {"q": word}).scalars().all()
+        pks = [hit.pk for hit in text_search(conn, parse_query(word), Filters(), 100)]
+        return sorted(conn.execute(select(papers.c.id).where(papers.c.pk.in_(pks))).scalars())
 
 
 def test_fulltext_index_follows_inserts_updates_and_author_names(engine):

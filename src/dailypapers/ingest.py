@@ -17,16 +17,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from dailypapers.domain import Deletion, Paper, RecordError, Sourced
+from dailypapers.search import fulltext
 from dailypapers.store import backend
 from dailypapers.store.schema import CONTENT_COLUMNS, organizations, paper_embeddings, papers, users
 from dailypapers.validate import validate
 
 KEEP_FIRST = {"submitted_on_daily_at", "submitted_by_pk"}  # a paper stays on the feed day it was put on
+TEXT_COLUMNS = ("title", "summary", "authors")  # what the full-text index holds
+SYNC_EVERY = 20  # batches between full-text index updates during a long run (and one at its end)
+
+# Above every text_seq committed before: the full-text index picks up what carries it.
+_next_text_seq = select(func.coalesce(func.max(papers.c.text_seq), 0) + 1).scalar_subquery()
 
 
 @dataclass(frozen=True)
@@ -232,11 +238,11 @@ class _Batch:
                     reembed.append(old["pk"])  # its embedding no longer describes it
                 report["updated"] += 1
         if inserts:
-            after_pk = backend.last_paper_pk(self.conn)
-            self.conn.execute(papers.insert(), inserts)
-            backend.index_new_papers(self.conn, after_pk)
+            self.conn.execute(papers.insert().values(text_seq=_next_text_seq), inserts)
         for row in updates:
             values = {n: row[n] for n in CONTENT_COLUMNS} | {"changed_at": row["changed_at"]}
+            if any(row[n] != stored[row["id"]][n] for n in TEXT_COLUMNS):
+                values["text_seq"] = _next_text_seq
             if row["source_upvotes"] != stored[row["id"]]["source_upvotes"]:
                 # An increment, not a copy: a vote cast while this batch ran is not lost.
                 delta = row["source_upvotes"] - stored[row["id"]]["source_upvotes"]
@@ -326,15 +332,18 @@ def ingest(
             on_reject(rejection)
 
     batches = _validated(records, batch_size, now)
-    for size, valid, refused in _read_ahead(batches) if read_ahead else batches:
+    for number, (size, valid, refused) in enumerate(_read_ahead(batches) if read_ahead else batches, 1):
         for rejection in refused:
             reject(rejection)
         _write(engine, valid, report, reject, run_started, feature_categories or [])
         if on_commit:
             on_commit()
+        if number % SYNC_EVERY == 0:
+            fulltext.sync(engine)
         if on_progress:
             on_progress(size)
     if report.inserted or report.updated:
+        fulltext.sync(engine)
         backend.refresh_statistics(engine)
     report.seconds = time.perf_counter() - started
     return report

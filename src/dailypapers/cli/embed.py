@@ -1,4 +1,4 @@
-"""`dailypapers embed` and `dailypapers reindex`: the semantic-search side of the database.
+"""`dailypapers embed` and `dailypapers reindex`: the search indexes beside the database.
 
 Registered by the main app as plain commands: ``app.command()(embed)``, ``app.command()(reindex)``.
 """
@@ -62,7 +62,8 @@ def embed(
 
 
 def reindex() -> None:
-    """Rebuild the vector index from the stored embeddings."""
+    """Rebuild the search indexes: full text (SQLite) and vectors, from the stored papers and embeddings."""
+    from dailypapers.search import fulltext
     from dailypapers.search.vectors import current_model, index_dir, rebuild_index, reindex_postgresql
 
     engine = open_store()
@@ -71,10 +72,14 @@ def reindex() -> None:
         reindex_postgresql(engine)
         typer.echo(f"PostgreSQL HNSW index rebuilt in {time.perf_counter() - started:.1f} s")
         return
+    count = fulltext.sync(engine, rebuild=True)
+    typer.echo(f"full-text index rebuilt: {count:,} papers in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
     with engine.connect() as conn:
         model = current_model(conn)
     if model is None:
-        fail("there are no embeddings yet: run `dailypapers embed` first")
+        typer.echo("no vector index: there are no embeddings yet (run `dailypapers embed`)")
+        return
     directory = index_dir(engine)
     if directory is None:
         fail("an in-memory database keeps no index file")

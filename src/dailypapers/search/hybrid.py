@@ -22,7 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from dailypapers.search.filters import SORTS, Filters
-from dailypapers.search.text import Query, highlight, parse_query, text_search
+from dailypapers.search.highlight import highlight
+from dailypapers.search.query import Query, parse_query
+from dailypapers.search.text import text_search
 from dailypapers.store.schema import organizations, papers
 
 Mode = Literal["hybrid", "text", "dense", "rrf"]

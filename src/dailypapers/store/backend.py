@@ -1,28 +1,13 @@
 """Everything that differs between SQLite and PostgreSQL lives here, and nowhere else.
 
-SQLite: an FTS5 table beside ``papers`` (porter stemming). Updates and deletes reach it by triggers;
-inserts by ``index_new_papers`` once per batch, because FTS5 takes a batch many times faster than
-row-by-row trigger inserts (measured: 12,000 against 5,400 papers/s).
-PostgreSQL: a stored, weighted ``tsvector`` column with a GIN index.
+Full text: PostgreSQL keeps a stored, weighted ``tsvector`` column with a GIN index. SQLite keeps
+none in the database: its full-text index is a Tantivy index beside the file (search/fulltext.py).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
-
-_SQLITE_AUTHOR_NAMES = "(SELECT group_concat(json_extract(value, '$.name'), ', ') FROM json_each({row}.authors))"
-
-_SQLITE_FULLTEXT = [
-    "CREATE VIRTUAL TABLE papers_fts USING fts5("
-    "title, summary, authors, tokenize = 'porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN "
-    "DELETE FROM papers_fts WHERE rowid = old.pk; END",
-    "CREATE TRIGGER papers_fts_update AFTER UPDATE OF title, summary, authors ON papers BEGIN "
-    "DELETE FROM papers_fts WHERE rowid = old.pk; "
-    "INSERT INTO papers_fts (rowid, title, summary, authors) "
-    f"VALUES (new.pk, new.title, new.summary, {_SQLITE_AUTHOR_NAMES.format(row='new')}); END",
-]
 
 _POSTGRES_FULLTEXT = [
     "ALTER TABLE papers ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
@@ -35,33 +20,16 @@ _POSTGRES_FULLTEXT = [
 
 
 def create_fulltext(conn: Connection) -> None:
-    """Add the full-text index over title, summary and author names (called by the first migration)."""
-    statements = _SQLITE_FULLTEXT if conn.dialect.name == "sqlite" else _POSTGRES_FULLTEXT
-    for statement in statements:
-        conn.execute(text(statement))
+    """PostgreSQL: add the full-text column and index (called by the first migration)."""
+    if conn.dialect.name == "postgresql":
+        for statement in _POSTGRES_FULLTEXT:
+            conn.execute(text(statement))
 
 
 def drop_fulltext(conn: Connection) -> None:
-    if conn.dialect.name == "sqlite":
-        for name in ("papers_fts_delete", "papers_fts_update"):
-            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
-        conn.execute(text("DROP TABLE IF EXISTS papers_fts"))
-    else:
+    if conn.dialect.name == "postgresql":
         conn.execute(text("DROP INDEX IF EXISTS ix_papers_search_vector"))
         conn.execute(text("ALTER TABLE papers DROP COLUMN IF EXISTS search_vector"))
-
-
-def last_paper_pk(conn: Connection) -> int:
-    return conn.execute(text("SELECT coalesce(max(pk), 0) FROM papers")).scalar_one()
-
-
-def index_new_papers(conn: Connection, after_pk: int) -> None:
-    """Add papers inserted since ``after_pk`` to the full-text index (PostgreSQL does it by itself)."""
-    if conn.dialect.name == "sqlite":
-        conn.execute(text(
-            "INSERT INTO papers_fts (rowid, title, summary, authors) "
-            f"SELECT pk, title, summary, {_SQLITE_AUTHOR_NAMES.format(row='papers')} FROM papers WHERE pk > :pk"
-        ), {"pk": after_pk})
 
 
 def refresh_statistics(engine: Engine) -> None:

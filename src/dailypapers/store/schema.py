@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -91,6 +92,9 @@ papers = Table(
     Column("hidden", Boolean, nullable=False),
     Column("ingested_at", DateTime, nullable=False),
     Column("changed_at", DateTime, nullable=False),  # the start of the ingest run that last wrote it
+    # Raised whenever title, summary or authors change: SQLite's full-text index (search/fulltext.py)
+    # indexes every paper above the largest seq it holds.
+    Column("text_seq", BigInteger, nullable=False, server_default="0", index=True),
 )
 
 Index("ix_papers_daily_feed", papers.c.hidden, papers.c.submitted_on_daily_at)
@@ -98,14 +102,14 @@ Index("ix_papers_daily_feed", papers.c.hidden, papers.c.submitted_on_daily_at)
 # Columns an ingest compares to decide inserted / updated / unchanged.
 CONTENT_COLUMNS = tuple(
     c.name for c in papers.columns
-    if c.name not in {"pk", "id", "ingested_at", "changed_at", "hidden", "upvotes", "source_upvotes"}
+    if c.name not in {"pk", "id", "ingested_at", "changed_at", "hidden", "upvotes", "source_upvotes", "text_seq"}
 )
 
 
 # --- semantic search: one embedding per paper (of the model that made it; see search/vectors.py) ---
 
 from pgvector.sqlalchemy import Vector  # noqa: E402
-from sqlalchemy import BigInteger, LargeBinary  # noqa: E402
+from sqlalchemy import LargeBinary  # noqa: E402
 
 EMBEDDING_DIM = 384
 # SQLite: the float32 bytes; PostgreSQL: a pgvector vector(384) with an HNSW (cosine) index.

@@ -1,0 +1,112 @@
+"""Highlighting: the query's words marked in titles and abstracts, and the densest snippet."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from markupsafe import Markup, escape
+
+from dailypapers.search.query import Query
+
+# A run of letters, digits and combining marks (the marks matter for decomposed accents).
+_WORD_RUN = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
+
+# Free words too common to be worth marking (phrases and author names mark all their words).
+_STOP_WORDS = frozenset(
+    "a an and are as at be by for from has have in is it its of on or that the this to was we were with"
+    .split())
+
+
+@lru_cache(maxsize=65_536)
+def _fold(word: str) -> str:
+    """Lowercase without diacritics, as the full-text indexes compare words."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _word_matches(word: str, term: str) -> bool:
+    """Whether a folded text word is a form of a folded query word: a shared Porter-ish stem."""
+    if len(term) <= 4:
+        return word == term or word in (term + "s", term + "es")
+    return word.startswith(term[: max(4, len(term) - 3)])
+
+
+def _spans(text: str, query: Query) -> list[tuple[int, int]]:
+    """Character spans of the text to mark, sorted and merged."""
+    words = [(m.start(), m.end(), _fold(m.group())) for m in _WORD_RUN.finditer(text)]  # (start, end, folded)
+    spans = []
+    singles = {_fold(t) for t in query.terms if t not in _STOP_WORDS}
+    for s, e, w in words:
+        if any(_word_matches(w, t) for t in singles):
+            spans.append((s, e))
+    for phrase in (*query.phrases, *query.authors):
+        parts = [_fold(p) for p in phrase.split()]
+        n = len(parts)
+        for i in range(len(words) - n + 1):
+            if all(_word_matches(words[i + k][2], parts[k]) for k in range(n)):
+                spans.append((words[i][0], words[i + n - 1][1]))
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def _window(text: str, spans: list[tuple[int, int]], max_chars: int) -> tuple[int, int]:
+    """About max_chars of the text around its densest run of marks, cut at spaces."""
+    best, best_count = (0, 0), 0
+    j = 0
+    for i, (s, _) in enumerate(spans):
+        j = max(j, i)
+        while j + 1 < len(spans) and spans[j + 1][1] - s <= max_chars:
+            j += 1
+        if spans[j][1] - s <= max_chars and j - i + 1 > best_count:
+            best, best_count = (i, j), j - i + 1
+    if best_count:
+        first, last = spans[best[0]][0], spans[best[1]][1]
+        pad = (max_chars - (last - first)) // 2
+        start = max(0, first - pad)
+    else:
+        first = last = start = 0
+    end = min(len(text), start + max_chars)
+    start = max(0, end - max_chars)
+    if start > 0:  # begin at a word: after the first space, unless that loses a mark
+        space = text.find(" ", start, first if best_count else end)
+        if space != -1:
+            start = space + 1
+    if end < len(text):  # end at a word
+        space = text.rfind(" ", last if best_count else start, end)
+        if space != -1 and space > start:
+            end = space
+    return start, end
+
+
+def highlight(text: str, query: Query, max_chars: int | None = None) -> Markup:
+    """The text, HTML-escaped, with <mark> around the query's words; with max_chars, the densest window."""
+    if not text:
+        return Markup("")
+    spans = _spans(text, query)
+    start, end = 0, len(text)
+    if max_chars is not None and max_chars > 0 and len(text) > max_chars:
+        start, end = _window(text, spans, max_chars)
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+    out = [Markup("…") if start > 0 else Markup("")]
+    at = start
+    for s, e in spans:
+        s, e = max(s, start), min(e, end)
+        if s >= e:
+            continue
+        out.append(escape(text[at:s]))
+        out.append(Markup("<mark>") + escape(text[s:e]) + Markup("</mark>"))
+        at = e
+    out.append(escape(text[at:end]))
+    if end < len(text):
+        out.append(Markup("…"))
+    return Markup("").join(out)
