@@ -345,3 +345,19 @@ def test_highlight_windows_long_text():
     assert not none.startswith("…") and none.endswith("…") and len(none) <= 41
     short = highlight("short <text>", parse_query("text"), max_chars=100)
     assert short == Markup("short &lt;<mark>text</mark>&gt;")
+
+
+def test_highlight_fast_path_marks_what_the_word_rule_marks():
+    from dailypapers.search import highlight as hl
+
+    rng = random.Random(7)
+    vocab = ["model", "models", "modeling", "gas", "gases", "gass", "policy", "policies", "polish", "net",
+             "nets", "network", "net_work", "x2", "robot", "robotics", "the", "a", "Transformer", "GAS"]
+    for _ in range(200):
+        text = " ".join(rng.choice(vocab) + rng.choice(["", ",", ".", "-", " ("]) for _ in range(12))
+        query = parse_query(" ".join(rng.sample(vocab, 3)))
+        singles, _ = hl._singles(query)
+        slow = [(s, e) for s, e, w in hl._folded_words(text) if any(hl._word_matches(w, t) for t in singles)]
+        assert hl._spans(text, query) == hl._spans(text, query)  # cached pattern, same answer
+        fast = [m.span() for m in hl._singles(query)[1].finditer(text)] if hl._singles(query)[1] else []
+        assert fast == slow, (text, query.terms)

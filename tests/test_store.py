@@ -1,6 +1,6 @@
 """The schema on both databases: migrations, constraints, the full-text index kept in step."""
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from dailypapers.ingest import ingest

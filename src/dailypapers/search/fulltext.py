@@ -87,21 +87,39 @@ class FullTextIndex:
         self.index = tantivy.Index(self.schema, path=str(path) if path else None, reuse=True)
         self.index.register_tokenizer(ANALYZER, self.analyzer)
         self._lock = threading.Lock()  # one writer per process; Tantivy's lock file covers processes
+        self._state: tuple | None = None  # (commit stamp, searcher, seq)
+        self._commits = 0  # an in-memory index's own commits
 
     def tokens(self, text: str) -> list[str]:
         return self.analyzer.analyze(text)
 
-    def searcher(self) -> tantivy.Searcher:
-        self.index.reload()  # sees what any process committed since
-        return self.index.searcher()
+    def _stamp(self) -> object:
+        """Changes whenever a commit lands (Tantivy replaces meta.json at each one)."""
+        if self.path is None:
+            return self._commits
+        try:
+            stat = (self.path / "meta.json").stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def _current(self) -> tuple[tantivy.Searcher, int]:
+        """A searcher on the latest commit of any process, and the largest text_seq it holds."""
+        stamp = self._stamp()
+        state = self._state
+        if state is None or state[0] != stamp:
+            self.index.reload()
+            searcher = self.index.searcher()
+            seq = 0
+            if searcher.num_docs:
+                hits = searcher.search(tantivy.Query.all_query(), 1, count=False, order_by_field="seq").hits
+                seq = int(hits[0][0]) if hits else 0
+            state = self._state = (stamp, searcher, seq)
+        return state[1], state[2]
 
     def seq(self) -> int:
         """The largest text_seq indexed (0 for an empty index)."""
-        searcher = self.searcher()
-        if not searcher.num_docs:
-            return 0
-        hits = searcher.search(tantivy.Query.all_query(), 1, count=False, order_by_field="seq").hits
-        return int(hits[0][0]) if hits else 0
+        return self._current()[1]
 
     # writing
 
@@ -132,6 +150,7 @@ class FullTextIndex:
                     after = rows[-1][1]
                 writer.commit()
                 writer.wait_merging_threads()
+                self._commits += 1
             except BaseException:
                 writer.rollback()
                 raise
@@ -141,7 +160,7 @@ class FullTextIndex:
 
     def top(self, query: tantivy.Query, limit: int) -> list[tuple[int, float]]:
         """(paper pk, score) of the best ``limit`` matches, best first."""
-        searcher = self.searcher()
+        searcher = self._current()[0]
         hits = searcher.search(query, limit, count=False).hits
         if not hits:
             return []
