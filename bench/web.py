@@ -20,12 +20,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
 HERE = Path(__file__).resolve().parent
-SEARCHES = ["policy generalization", "robot manipulation", "protein folding", "graph neural networks",
-            "diffusion models for images", "reinforcement learning from human feedback"]
+# What people type: the sample query set's 34 queries (paraphrases, titles, names), in turn.
+SEARCHES = [line.split("\t")[1] for line in (HERE / "sample_queries.tsv").read_text().splitlines()
+            if line and not line.startswith("#")]
 
 
 def free_port() -> int:
@@ -41,7 +43,7 @@ def prepare(workdir: Path, papers: int) -> Path:
     from dailypapers.search.embedder import load_embedder
 
     embedder = load_embedder(cache_dir=workdir / "models")
-    engine, _ = search_bench.build(workdir, papers, embedder.name)
+    engine, *_ = search_bench.build(workdir, papers, embedder.name)
     with engine.begin() as conn:  # put 20 papers a day on the feed, for 100 days
         conn.exec_driver_sql(
             "UPDATE papers SET submitted_on_daily_at = datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days'), "
@@ -110,7 +112,7 @@ def main() -> None:
             "static_floor": lambda i: base + "/static/app.css",
             "home": lambda i: base + "/",
             "paper": lambda i: f"{base}/papers/{paper_ids[i % len(paper_ids)]}",
-            "search": lambda i: f"{base}/search?q={SEARCHES[i % len(SEARCHES)].replace(' ', '+')}",
+            "search": lambda i: f"{base}/search?{urlencode({'q': SEARCHES[i % len(SEARCHES)]})}",
         }
         figures = {"papers": args.papers, "clients": args.clients, "workers": args.workers}
         for name, url_of in targets.items():

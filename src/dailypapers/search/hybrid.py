@@ -108,7 +108,7 @@ class Candidates:
 
     text: dict[int, float]  # pk -> BM25-style score
     dense: dict[int, float]  # pk -> cosine similarity
-    rows: dict[int, dict]  # pk -> paper row
+    rows: dict[int, dict]  # pk -> what sorting needs of the paper (see _sort_keys)
     pks: set[int]  # the candidates that qualify
     coverage: float  # share of the query's words in the text side's best hit
     phrase: set[int] = field(default_factory=set)  # candidates with the query's words side by side
@@ -142,11 +142,11 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
                               .order_by(papers.c.published_at.desc()).limit(wanted)).scalars().all()
         text = {pk: 0.0 for pk in browse}
     pks = set(text) | set(dense)
-    rows = _papers(conn, pks)
+    rows = _sort_keys(conn, pks)
     cov = 1.0
     if text and dense and mode == "hybrid":
-        best = max(text, key=text.get)
-        cov = coverage(query, rows[best]["title"], rows[best]["summary"]) if best in rows else 1.0
+        best = _papers(conn, {max(text, key=text.get)})
+        cov = next((coverage(query, r["title"], r["summary"]) for r in best.values()), 1.0)
     if query.phrases or query.authors or query.excluded:
         # Required words were asked for: only the text side's candidates qualify.
         dense = {pk: s for pk, s in dense.items() if pk in text}
@@ -186,10 +186,12 @@ def search(
     found = gather(engine, query, filters, embedder, mode, max(CANDIDATES, offset + limit))
     text, dense, rows, pks = found.text, found.dense, found.rows, found.pks
     scores = fuse(text, dense, found.coverage, mode, dense_weight, found.phrase)
-    ordered = _sorted(pks, scores, rows, sort)
+    ordered = _sorted(pks, scores, rows, sort)[offset: offset + limit]
+    with engine.connect() as conn:
+        shown = _papers(conn, set(ordered))
     hits = []
-    for pk in ordered[offset: offset + limit]:
-        row = rows[pk]
+    for pk in (pk for pk in ordered if pk in shown):
+        row = shown[pk]
         hits.append(Hit(row, scores.get(pk, 0.0), text.get(pk, 0.0), dense.get(pk, 0.0),
                         highlight(row["title"], query), highlight(row["summary"], query, max_chars=300)))
     return SearchPage(query, filters, hits, len(pks))
@@ -202,6 +204,17 @@ def _papers(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
                     organizations.c.fullname.label("organization_fullname"))
              .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
              .where(papers.c.pk.in_(pks)))
+    return {row["pk"]: dict(row) for row in conn.execute(query).mappings()}
+
+
+def _sort_keys(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
+    """What ordering the candidates needs, for the visible ones: a light query (the page's few get
+    their whole rows afterwards)."""
+    if not pks:
+        return {}
+    query = (select(papers.c.pk, papers.c.id, papers.c.published_at, papers.c.upvotes,
+                    papers.c.submitted_on_daily_at)
+             .where(papers.c.pk.in_(pks), papers.c.hidden.is_(False)))
     return {row["pk"]: dict(row) for row in conn.execute(query).mappings()}
 
 
