@@ -4,8 +4,9 @@
 
 Uses the generated corpus of bench/search.py (built there if missing, with feed days added here),
 serves it with `dailypapers serve` in its own process, and loads /, a paper page and /search?q=...
-in turn for a fixed time each, from an asyncio client in another process. The floor beside them is
-/static/app.css: the same server and client, with no database and no template.
+in turn for a fixed time each, from wrk (`apt-get install wrk`; C, one thread, so the server gets most of
+the two cores) or, without it or with --client python, an asyncio client in another process. The
+floor beside them is /static/app.css: the same server and client, with no database and no template.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -80,6 +83,20 @@ async def load(url_of, seconds: float, clients: int) -> dict:  # noqa: ANN001
             "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1), "requests": len(ms), "errors": errors}
 
 
+def load_with_wrk(base: str, paths: list[str], seconds: float, clients: int) -> dict:
+    """The same load from wrk (C, one thread): it leaves the server more of the two cores."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+        listing.write("\n".join(paths) + "\n")
+        listing.flush()
+        out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+                              "-s", str(HERE / "wrk_paths.lua"), base],
+                             env=os.environ | {"WRK_PATHS": listing.name}, capture_output=True, text=True,
+                             check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"requests_per_s": round(r["requests"] / r["seconds"], 1), "p50_ms": r["p50_ms"],
+            "p95_ms": r["p95_ms"], "requests": r["requests"], "errors": r["errors"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", type=int, default=100_000)
@@ -87,6 +104,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
+                        help="The load generator (default: wrk when installed, else an asyncio client).")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -108,15 +127,19 @@ def main() -> None:
         for q in SEARCHES:  # load the model and the vector index in every worker
             for _ in range(args.workers * 2):
                 httpx.get(base + "/search", params={"q": q}, timeout=120)
-        targets = {
-            "static_floor": lambda i: base + "/static/app.css",
-            "home": lambda i: base + "/",
-            "paper": lambda i: f"{base}/papers/{paper_ids[i % len(paper_ids)]}",
-            "search": lambda i: f"{base}/search?{urlencode({'q': SEARCHES[i % len(SEARCHES)]})}",
+        paths = {
+            "static_floor": ["/static/app.css"],
+            "home": ["/"],
+            "paper": [f"/papers/{paper_id}" for paper_id in paper_ids],
+            "search": [f"/search?{urlencode({'q': q})}" for q in SEARCHES],
         }
-        figures = {"papers": args.papers, "clients": args.clients, "workers": args.workers}
-        for name, url_of in targets.items():
-            figures[name] = asyncio.run(load(url_of, args.seconds, args.clients))
+        figures = {"papers": args.papers, "clients": args.clients, "workers": args.workers, "client": args.client}
+        for name, listed in paths.items():
+            if args.client == "wrk":
+                figures[name] = load_with_wrk(base, listed, args.seconds, args.clients)
+            else:
+                figures[name] = asyncio.run(load(lambda i, listed=listed: base + listed[i % len(listed)],
+                                                 args.seconds, args.clients))
             r = figures[name]
             print(f"{name:>13}: {r['requests_per_s']:>7} req/s  p50 {r['p50_ms']:>6} ms  p95 {r['p95_ms']:>6} ms"
                   f"  ({r['requests']} requests, {r['errors']} errors)")

@@ -292,3 +292,37 @@ def test_password_reset_by_link(site, monkeypatch):
     assert done.status_code == 303
     again = site.post(link, data={"password": "another one!", "csrf_token": token})
     assert again.status_code == 400 and "This reset link has expired or was already used." in again.text
+
+
+def test_served_connections_turn_nagle_off():
+    """`dailypapers serve --workers 2` hands its socket to worker processes, where asyncio no longer
+    sets TCP_NODELAY; our protocol does, so a kept-alive response is not held for a delayed ACK."""
+    import asyncio
+    import socket
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from dailypapers.web.protocol import NoDelayH11Protocol
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+
+    class Transport(asyncio.Transport):
+        def get_extra_info(self, name, default=None):  # noqa: ANN001, ANN202
+            return {"socket": accepted, "sockname": accepted.getsockname(),
+                    "peername": accepted.getpeername()}.get(name, default)
+
+    async def connect() -> None:
+        config = Config(app=lambda scope, receive, send: None, http=NoDelayH11Protocol)
+        protocol = NoDelayH11Protocol(config=config, server_state=ServerState(), app_state={})
+        protocol.connection_made(Transport())
+
+    try:
+        asyncio.run(connect())
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        for s in (client, accepted, listener):
+            s.close()

@@ -91,7 +91,8 @@ def serve(
     import uvicorn
 
     open_store()  # migrate once here, not in every worker
-    uvicorn.run("dailypapers.web.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run("dailypapers.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                http="dailypapers.web.protocol:NoDelayH11Protocol")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dailypapers.search.filters import Filters
 from dailypapers.search.query import Query
+from dailypapers.store import backend
 from dailypapers.store.schema import papers
 
 ANALYZER = "dailypapers_en"
@@ -60,10 +61,6 @@ def _schema() -> tantivy.Schema:
     for name in FIELDS:
         builder.add_text_field(name, tokenizer_name=ANALYZER, index_option="position")
     return builder.build()
-
-
-def author_names(authors: list[dict] | None) -> str:
-    return ", ".join(a.get("name", "") for a in authors or [])
 
 
 def index_dir(engine: Engine) -> Path | None:
@@ -145,7 +142,7 @@ class FullTextIndex:
                     for pk, seq, title, summary, authors in rows:
                         writer.delete_documents_by_term("pk", pk)
                         writer.add_document(tantivy.Document(
-                            pk=pk, seq=seq, text=[title] * TITLE_REPEAT + [summary], authors=author_names(authors)))
+                            pk=pk, seq=seq, text=[title] * TITLE_REPEAT + [summary], authors=authors or ""))
                     written += len(rows)
                     after = rows[-1][1]
                 writer.commit()
@@ -170,7 +167,7 @@ class FullTextIndex:
 
 def _changed(conn: Connection, after: int, limit: int) -> list[tuple]:
     return conn.execute(
-        select(papers.c.pk, papers.c.text_seq, papers.c.title, papers.c.summary, papers.c.authors)
+        select(papers.c.pk, papers.c.text_seq, papers.c.title, papers.c.summary, backend.author_names(conn))
         .where(papers.c.text_seq > after).order_by(papers.c.text_seq, papers.c.pk).limit(limit)).all()
 
 

@@ -6,8 +6,8 @@ none in the database: its full-text index is a Tantivy index beside the file (se
 
 from __future__ import annotations
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import ColumnElement, event, literal_column, text
+from sqlalchemy.engine import URL, Connection, Engine
 
 _POSTGRES_FULLTEXT = [
     "ALTER TABLE papers ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
@@ -32,10 +32,32 @@ def drop_fulltext(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE papers DROP COLUMN IF EXISTS search_vector"))
 
 
+def author_names(conn: Connection) -> ColumnElement:
+    """The papers' author names as one string, computed by the database (no JSON decoding in Python)."""
+    if conn.dialect.name == "sqlite":
+        return literal_column(
+            "(SELECT group_concat(json_extract(value, '$.name'), ', ') FROM json_each(papers.authors))")
+    return literal_column("(SELECT string_agg(a->>'name', ', ') FROM jsonb_array_elements(papers.authors) a)")
+
+
 def refresh_statistics(engine: Engine) -> None:
     """After a bulk write: let the planner (and PostgreSQL's word statistics for ranking) see the data."""
     with engine.begin() as conn:
         conn.execute(text("PRAGMA optimize" if conn.dialect.name == "sqlite" else "ANALYZE papers"))
+
+
+SQLITE_POOL = 24  # connections kept per process: more than its threads ever use at once
+
+
+def engine_options(url: URL) -> dict:
+    """SQLite files: a pool that keeps every connection it opens. With the default (5 kept, the
+    rest closed on return) a busy web worker opened and closed connections all the time, each
+    starting with a cold page cache. PostgreSQL: check a pooled connection before use."""
+    if url.get_backend_name() != "sqlite":
+        return {"pool_pre_ping": True}
+    if url.database in (None, "", ":memory:"):
+        return {}
+    return {"pool_size": SQLITE_POOL, "max_overflow": SQLITE_POOL}
 
 
 def configure_engine(engine: Engine) -> None:
@@ -50,4 +72,5 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA busy_timeout = 30000")
         cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA mmap_size = 1073741824")  # reads map the file: no copy per page, shared by all
         cur.close()

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
 
-from dailypapers.store.backend import configure_engine
+from dailypapers.store.backend import configure_engine, engine_options
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -22,7 +22,7 @@ def open_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    engine = create_engine(url, **engine_options(parsed))
     configure_engine(engine)
     return engine
 
