@@ -29,7 +29,6 @@ from dailypapers.validate import validate
 
 KEEP_FIRST = {"submitted_on_daily_at", "submitted_by_pk"}  # a paper stays on the feed day it was put on
 TEXT_COLUMNS = ("title", "summary", "authors")  # what the full-text index holds
-SYNC_EVERY = 20  # batches between full-text index updates during a long run (and one at its end)
 
 # Above every text_seq committed before: the full-text index picks up what carries it.
 _next_text_seq = select(func.coalesce(func.max(papers.c.text_seq), 0) + 1).scalar_subquery()
@@ -332,18 +331,17 @@ def ingest(
             on_reject(rejection)
 
     batches = _validated(records, batch_size, now)
-    for number, (size, valid, refused) in enumerate(_read_ahead(batches) if read_ahead else batches, 1):
-        for rejection in refused:
-            reject(rejection)
-        _write(engine, valid, report, reject, run_started, feature_categories or [])
-        if on_commit:
-            on_commit()
-        if number % SYNC_EVERY == 0:
-            fulltext.sync(engine)
-        if on_progress:
-            on_progress(size)
+    with fulltext.following(engine) as indexing:
+        for size, valid, refused in _read_ahead(batches) if read_ahead else batches:
+            for rejection in refused:
+                reject(rejection)
+            _write(engine, valid, report, reject, run_started, feature_categories or [])
+            indexing.poke()
+            if on_commit:
+                on_commit()
+            if on_progress:
+                on_progress(size)
     if report.inserted or report.updated:
-        fulltext.sync(engine)
         backend.refresh_statistics(engine)
     report.seconds = time.perf_counter() - started
     return report

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 import tantivy
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from dailypapers.search.filters import Filters
@@ -40,7 +40,8 @@ FIELDS = ("text", "authors")  # text: the title (TITLE_REPEAT times) then the ab
 TITLE_REPEAT = 3
 FORMAT = 1  # part of the index's folder name: a new schema or analyzer gets a fresh index
 CHUNK = 5_000  # papers read from the table and added per step while indexing
-WRITER_HEAP = 128_000_000  # bytes, split between the writer's threads
+WRITER_HEAP = 32_000_000  # bytes, split between the writer's threads (Tantivy wants 15 MB each)
+WRITER_THREADS = 1
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
@@ -130,22 +131,26 @@ class FullTextIndex:
             if not locked:
                 return 0
             try:
-                writer = self.index.writer(WRITER_HEAP, 2)
-            except ValueError:  # Tantivy's own lock: a writer outside our lock file (rare)
-                return 0
+                writer = self.index.writer(WRITER_HEAP, WRITER_THREADS)
+            except ValueError as exc:
+                if "LockBusy" in str(exc):  # Tantivy's own lock: a writer outside our lock file (rare)
+                    return 0
+                raise
             try:
                 if rebuild:
                     writer.delete_all_documents()
-                after = 0 if rebuild else self.seq()
+                after = (0, 0) if rebuild else (self.seq(), 0)
                 written = 0
                 while rows := _changed(conn, after, CHUNK):
                     for pk, seq, title, summary, authors in rows:
                         writer.delete_documents_by_term("pk", pk)
                         writer.add_document(tantivy.Document(
                             pk=pk, seq=seq, text=[title] * TITLE_REPEAT + [summary], authors=authors or ""))
+                    writer.commit()  # per chunk: the writer's memory stays bounded
                     written += len(rows)
-                    after = rows[-1][1]
-                writer.commit()
+                    after = (rows[-1][1], rows[-1][0])
+                if rebuild and not written:
+                    writer.commit()
                 writer.wait_merging_threads()
                 self._commits += 1
             except BaseException:
@@ -165,10 +170,13 @@ class FullTextIndex:
         return [(int(pk), float(score)) for (score, _), pk in zip(hits, pks)]
 
 
-def _changed(conn: Connection, after: int, limit: int) -> list[tuple]:
+def _changed(conn: Connection, after: tuple[int, int], limit: int) -> list[tuple]:
+    """The next papers in (text_seq, pk) order after ``after``: text_seq may repeat."""
+    seq, pk = after
     return conn.execute(
         select(papers.c.pk, papers.c.text_seq, papers.c.title, papers.c.summary, backend.author_names(conn))
-        .where(papers.c.text_seq > after).order_by(papers.c.text_seq, papers.c.pk).limit(limit)).all()
+        .where(or_(papers.c.text_seq > seq, and_(papers.c.text_seq == seq, papers.c.pk > pk)))
+        .order_by(papers.c.text_seq, papers.c.pk).limit(limit)).all()
 
 
 class _file_lock:
@@ -220,6 +228,51 @@ def sync(engine: Engine, *, wait: bool = True, rebuild: bool = False) -> int:
         return 0
     with engine.connect() as conn:
         return open_fulltext(conn).catch_up(conn, wait=wait, rebuild=rebuild)
+
+
+class following:  # noqa: N801 - used as a context manager, like open()
+    """While a long write runs, index what it commits from a thread (SQLite; no-op on PostgreSQL).
+
+    Tantivy indexes in native threads without the GIL, so this work takes the other core instead
+    of adding to the writer's time. ``poke()`` after each commit; leaving the block indexes the rest.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.active = engine.dialect.name == "sqlite"
+        self._wake = threading.Event()
+        self._done = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="fulltext-sync")
+
+    def __enter__(self) -> following:
+        if self.active:
+            self._thread.start()
+        return self
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._done:
+                    return
+                sync(self.engine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the writing thread on exit
+            self._error = exc
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        self._done = True
+        self._wake.set()
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+        sync(self.engine)
 
 
 # --- searching ----------------------------------------------------------------------------------------

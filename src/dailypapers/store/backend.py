@@ -72,5 +72,4 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA busy_timeout = 30000")
         cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute("PRAGMA mmap_size = 1073741824")  # reads map the file: no copy per page, shared by all
         cur.close()
