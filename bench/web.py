@@ -124,9 +124,15 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        for q in SEARCHES:  # load the model and the vector index in every worker
+        # Steady state: every worker has loaded the model and the indexes, and has seen each paper
+        # once (a paper page keeps its similar papers for 10 minutes; a site's popular papers are warm).
+        # A new connection each time: the workers take turns accepting them.
+        for q in SEARCHES:
             for _ in range(args.workers * 2):
                 httpx.get(base + "/search", params={"q": q}, timeout=120)
+        for paper_id in paper_ids:
+            for _ in range(args.workers * 2):
+                httpx.get(f"{base}/papers/{paper_id}", timeout=120)
         paths = {
             "static_floor": ["/static/app.css"],
             "home": ["/"],

@@ -75,3 +75,43 @@ def test_a_database_that_cannot_be_opened_is_one_line(tmp_path):
 def test_help(tmp_path, command):
     result = run([*command, "--help"], tmp_path)
     assert result.returncode == 0 and "Usage: dailypapers" in result.stdout
+
+
+def test_serve_with_two_workers_serves_and_stops_cleanly(tmp_path):
+    """`serve --workers 2`: two processes, each with its own SO_REUSEPORT socket; SIGTERM stops both."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert run(["ingest", "sample"], tmp_path).returncode == 0
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DAILYPAPERS_")}
+    environ |= {"DAILYPAPERS_DATA_DIR": str(tmp_path), "DAILYPAPERS_EMBEDDING_RUNTIME": "off",
+                "DAILYPAPERS_MAIL_SCHEDULE": "off"}
+    server = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--workers", "2"], env=environ,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/api/stats", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert httpx.get(base + "/api/stats", timeout=5).json()["papers"] == 98
+        clients = [httpx.Client(base_url=base, timeout=5) for _ in range(16)]
+        for client in clients:
+            client.get("/api/stats")
+        assert all(c.get("/api/stats").status_code == 200 for c in clients)
+        for client in clients:
+            client.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert output.count("Started server process") == 2, output
+    assert output.count("Finished server process") == 2, output

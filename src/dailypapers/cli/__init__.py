@@ -88,11 +88,10 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes (each is stateless; the database is shared)."),
 ) -> None:
     """Serve the web site and the JSON API."""
-    import uvicorn
+    from dailypapers.web.serve import serve as run
 
     open_store()  # migrate once here, not in every worker
-    uvicorn.run("dailypapers.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                http="dailypapers.web.protocol:NoDelayH11Protocol")
+    run(host, port, workers)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import tantivy
@@ -204,18 +205,22 @@ class _file_lock:
             self.handle.close()
 
 
-_open: dict[str, FullTextIndex] = {}
+_OPEN_AT_MOST = 16  # indexes a process keeps open (a process serves one database; tests make many)
+_open: OrderedDict[str, FullTextIndex] = OrderedDict()
 _open_lock = threading.Lock()
 
 
 def open_fulltext(conn: Connection) -> FullTextIndex:
-    """This process's handle on the database's index, created (and filled) when missing."""
+    """This process's handle on the database's index (created empty when missing)."""
     path = index_dir(conn.engine)
     key = str(path) if path else f"memory:{id(conn.engine)}"
     with _open_lock:
         index = _open.get(key)
         if index is None:
             index = _open[key] = FullTextIndex(path)
+            while len(_open) > _OPEN_AT_MOST:
+                _open.popitem(last=False)
+        _open.move_to_end(key)
     return index
 
 
