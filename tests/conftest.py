@@ -42,7 +42,7 @@ def postgres_server():
     import pgserver
 
     datadir = tempfile.mkdtemp(prefix="dailypapers-pg-")  # under the temp dir: pgserver opens its parents
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    server = pgserver.get_server(datadir, cleanup_mode="delete")  # stopped and removed at the end
     yield server
     server.cleanup()
 

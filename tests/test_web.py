@@ -299,6 +299,7 @@ def test_served_connections_turn_nagle_off():
     sets TCP_NODELAY; our protocol does, so a kept-alive response is not held for a delayed ACK."""
     import asyncio
     import socket
+    import threading
 
     from uvicorn.config import Config
     from uvicorn.server import ServerState
@@ -321,7 +322,10 @@ def test_served_connections_turn_nagle_off():
         protocol.connection_made(Transport())
 
     try:
-        asyncio.run(connect())
+        # In a thread of its own: the suite may have an event loop running in this one.
+        thread = threading.Thread(target=asyncio.run, args=(connect(),))
+        thread.start()
+        thread.join()
         assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         for s in (client, accepted, listener):

@@ -52,7 +52,7 @@ class Query:
 
 
 def _is_word_char(ch: str) -> bool:
-    # Letters, digits and combining marks: what FTS5's unicode61 and PostgreSQL keep in a word.
+    # Letters, digits and combining marks: what the full-text indexes keep in a word.
     return unicodedata.category(ch)[0] in "LNM"
 
 
