@@ -354,6 +354,26 @@ def test_many_vectors_index_matches_exact_search(engine, monkeypatch):
         assert np.mean(recalls) >= (0.99 if engine.dialect.name == "sqlite" else 0.9)
 
 
+def test_int8_scores_without_the_re_rank_stay_close_to_exact(sqlite_engine, monkeypatch):
+    """``exact=False`` (the hybrid search's dense side): same papers nearly always, cosines within 0.01,
+    the filters still applied (hidden papers, a 2% category, a date)."""
+    x = _store_generated(sqlite_engine, 3000)
+    rng = np.random.default_rng(4)
+    queries = [x[i] + rng.standard_normal(384).astype(np.float32) * 0.05 for i in rng.integers(0, len(x), 25)]
+    recalls = []
+    for rounds in (3, 1):  # post-filtering, and the pre-filter for selective filters
+        monkeypatch.setattr(vectors, "POST_FILTER_ROUNDS", rounds)
+        for q in queries:
+            for filters in (Filters(), Filters(categories=("q-bio.NC",)), Filters(since=date(2024, 2, 27))):
+                exact = dict(exact_search(sqlite_engine, q, filters, 10, model="generated"))
+                found = vector_search(sqlite_engine, q, filters, 10, model="generated", exact=False)
+                assert len(found) == 10 and [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+                truth = dict(exact_search(sqlite_engine, q, filters, 3000, model="generated"))
+                assert all(pk in truth and abs(score - truth[pk]) < 0.01 for pk, score in found)
+                recalls.append(len(set(dict(found)) & set(exact)) / 10)
+    assert np.mean(recalls) >= 0.95
+
+
 def test_a_reembedded_paper_is_scored_by_its_new_vector(sqlite_engine, tmp_path):
     x = _store_generated(sqlite_engine, 500)
     index = rebuild_index(sqlite_engine, tmp_path / "vectors", "generated")

@@ -246,11 +246,13 @@ def vector_search(
     *,
     index: VectorIndex | None = None,
     model: str | None = None,
+    exact: bool = True,
 ) -> list[tuple[int, float]]:
     """The ``limit`` papers nearest to ``vector`` under ``filters``: (pk, cosine similarity), best first.
 
     ``model`` picks whose embeddings to search (default: the model written last). On SQLite,
-    ``index`` defaults to the process's cached index beside the database (built when missing).
+    ``index`` defaults to the process's cached index beside the database (built when missing), and
+    ``exact=False`` skips the float re-rank: int8 order and cosines (see ``_search_sqlite``).
     """
     if limit <= 0:
         return []
@@ -266,7 +268,7 @@ def vector_search(
         return _search_postgresql(engine, q, filters, limit, model)
     if index is None:
         index = open_index(engine, model=model)
-    return _search_sqlite(engine, index, q, filters, limit)
+    return _search_sqlite(engine, index, q, filters, limit, exact)
 
 
 def exact_search(engine: Engine, vector, filters: Filters = Filters(), limit: int = 10, *,  # noqa: ANN001
@@ -553,29 +555,36 @@ class VectorIndex:
                 file_part = (codes_pks, scores)
             else:
                 file_part = (np.asarray(codes_pks[rows]), self._scores(q8, rows))
-        parts = [file_part]
+        parts, factors = [file_part], [1.0 / (scale * scale)]
         if len(tail.pks):
             tail_scores = tail.vectors @ q
             if allowed is not None:
                 tail_scores = np.where(np.isin(tail.pks, allowed), tail_scores, -np.inf)
             parts.append((tail.pks, tail_scores))
-        return _Scored(parts)
+            factors.append(1.0)
+        return _Scored(parts, factors)
 
 
 @dataclass
 class _Scored:
     parts: list[tuple[np.ndarray, np.ndarray]]  # (paper pks, scores), the file's and the tail's
+    factors: list[float]  # what turns each part's scores into cosines (the file's: 1 / scale²)
 
     def __len__(self) -> int:
         return sum(len(pks) for pks, _ in self.parts)
 
     def top(self, k: int) -> np.ndarray:
         """The paper pks of the k best scores of each part (no -inf), deduplicated."""
-        picked = []
-        for pks, scores in self.parts:
+        return np.unique(np.array(list(self.best(k)), np.int64))
+
+    def best(self, k: int) -> dict[int, float]:
+        """The k best of each part (no -inf): paper pk -> approximate cosine (exact for the tail)."""
+        found: dict[int, float] = {}
+        for (pks, scores), factor in zip(self.parts, self.factors):
             best = _top(scores, k)
-            picked.append(np.asarray(pks[best[np.isfinite(scores[best])]], np.int64))
-        return np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+            best = best[np.isfinite(scores[best])]
+            found.update(zip(np.asarray(pks[best], np.int64).tolist(), (scores[best] * factor).tolist()))
+        return found
 
 
 def _top(scores: np.ndarray, k: int, stride: int = 32) -> np.ndarray:
@@ -662,9 +671,12 @@ def _compile_ordered_join(join: _OrderedJoin, compiler, **kw) -> str:  # noqa: A
 
 
 def _search_sqlite(engine: Engine, index: VectorIndex, q: np.ndarray, filters: Filters,
-                   limit: int) -> list[tuple[int, float]]:
-    """Candidates by int8 score, then the exact float re-rank under the filters, in one query."""
-    want = max(MIN_CANDIDATES, CANDIDATE_FACTOR * limit)
+                   limit: int, exact: bool = True) -> list[tuple[int, float]]:
+    """Candidates by int8 score, then the exact float re-rank under the filters, in one query.
+
+    Not ``exact``: the int8 scores themselves (cosine within ~0.005), the filters checked on the
+    papers alone, no vectors read back (for the hybrid search's fusion, which needs no more)."""
+    want = max(MIN_CANDIDATES, CANDIDATE_FACTOR * limit) if exact else limit
     with engine.connect() as conn:
         index.refresh(conn)
         conditions = [_emb.c.model == index.model, *filters.conditions()]
@@ -676,7 +688,15 @@ def _search_sqlite(engine: Engine, index: VectorIndex, q: np.ndarray, filters: F
                                _emb, _emb.c.paper_pk == papers.c.pk)
         query = select(_emb.c.paper_pk, _emb.c.vector).select_from(checked).where(*conditions)
 
-        def rerank(pks: np.ndarray) -> list[tuple[int, float]]:
+        visible = (select(papers.c.pk).select_from(_OrderedJoin(candidates, papers, papers.c.pk == candidates.c.value))
+                   .where(*filters.conditions()))
+
+        def rerank(scored: _Scored, k: int) -> list[tuple[int, float]]:
+            if not exact:
+                approximate = scored.best(k)
+                kept = conn.execute(visible, {"pks": json.dumps(list(approximate))}).scalars().all()
+                return _ranked([(pk, approximate[pk]) for pk in kept], len(kept))
+            pks = scored.top(k)
             if not len(pks):
                 return []
             rows = conn.execute(query, {"pks": json.dumps(pks.tolist())}).all()
@@ -692,11 +712,12 @@ def _search_sqlite(engine: Engine, index: VectorIndex, q: np.ndarray, filters: F
         scored = index.score(q)
         k = want
         for round_ in range(1, POST_FILTER_ROUNDS + 1):
-            found = rerank(scored.top(k))
-            if len(found) >= (limit if round_ == POST_FILTER_ROUNDS else 2 * limit) or k >= len(scored):
+            found = rerank(scored, k)
+            enough = limit if round_ == POST_FILTER_ROUNDS or not exact else 2 * limit
+            if len(found) >= enough or k >= len(scored):
                 return found[:limit]
             k *= 8
         # Pre-filter: a selective filter; score only the papers it allows.
         allowed = np.fromiter(conn.execute(select(papers.c.pk).join(_emb, _emb.c.paper_pk == papers.c.pk)
                                            .where(*conditions).order_by(papers.c.pk)).scalars(), np.int64)
-        return rerank(index.score(q, allowed).top(want))[:limit]
+        return rerank(index.score(q, allowed), want)[:limit]
