@@ -463,3 +463,13 @@ def test_embed_and_reindex_commands(tmp_path, monkeypatch, real_embedder, seed):
     assert result.output.startswith(f"full-text index rebuilt: {N} papers in ")
     assert f"\nvector index rebuilt: {N} vectors of {real_embedder.name} in " in result.output
     engine.dispose()
+
+
+def test_similarities_match_the_stored_vectors(embedded, embedder):
+    q = _query(embedder, "a robot that learns to fold clothes")
+    with embedded.connect() as conn:
+        stored = vectors.stored_vectors(conn, list(pk_of(embedded).values()), model=embedder.name)
+        found = vectors.similarities(conn, q, list(stored)[:40] + [10**9], embedder.name)
+    assert set(found) == set(list(stored)[:40])  # a paper without a vector has no similarity
+    for pk, score in found.items():
+        assert abs(score - float(np.dot(stored[pk], q / np.linalg.norm(q)))) < 0.01

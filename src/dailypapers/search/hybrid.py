@@ -57,12 +57,6 @@ class SearchPage:
     paper_id: str | None = None  # the query was an arXiv id/URL of this stored paper: go straight there
 
 
-def _embedding_of(conn, pks: list[int], model: str) -> dict[int, np.ndarray]:  # noqa: ANN001
-    from dailypapers.search.vectors import stored_vectors
-
-    return stored_vectors(conn, pks, model=model)
-
-
 def _normalize(values: dict[int, float]) -> dict[int, float]:
     if not values:
         return {}
@@ -156,9 +150,10 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
             vector, dense: dict[int, float]) -> Candidates:  # noqa: ANN001
     text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
     missing = [pk for pk in text if pk not in dense]
-    if vector is not None and missing:  # text-only candidates get their exact cosine too
-        for pk, vec in _embedding_of(conn, missing, embedder.name).items():
-            dense[pk] = float(np.dot(vec, vector))
+    if vector is not None and missing:  # text-only candidates get their cosine too
+        from dailypapers.search.vectors import similarities
+
+        dense.update(similarities(conn, vector, missing, embedder.name))
     if not query.terms and not query.phrases and not query.authors and not text:
         # Filters alone: browse what they select.
         browse = conn.execute(select(papers.c.pk).where(*filters.conditions())
