@@ -225,15 +225,16 @@ def _papers(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
     return {row["pk"]: dict(row) for row in conn.execute(query).mappings()}
 
 
+_SORT_KEYS = ("pk", "id", "published_at", "upvotes", "submitted_on_daily_at")
+
+
 def _sort_keys(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
     """What ordering the candidates needs, for the visible ones: a light query (the page's few get
     their whole rows afterwards)."""
     if not pks:
         return {}
-    query = (select(papers.c.pk, papers.c.id, papers.c.published_at, papers.c.upvotes,
-                    papers.c.submitted_on_daily_at)
-             .where(papers.c.pk.in_(pks), papers.c.hidden.is_(False)))
-    return {row["pk"]: dict(row) for row in conn.execute(query).mappings()}
+    query = select(*(papers.c[k] for k in _SORT_KEYS)).where(papers.c.pk.in_(pks), papers.c.hidden.is_(False))
+    return {row[0]: dict(zip(_SORT_KEYS, row)) for row in conn.execute(query)}
 
 
 def _sorted(pks: set[int], scores: dict[int, float], rows: dict[int, dict], sort: str) -> list[int]:
