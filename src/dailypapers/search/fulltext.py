@@ -125,10 +125,18 @@ class FullTextIndex:
     def catch_up(self, conn: Connection, *, wait: bool = False, rebuild: bool = False) -> int:
         """Index every paper whose text changed since the index's seq; returns how many.
 
-        Without ``wait``, gives up at once (returning 0) when another process is writing the index:
-        that process is catching up already.
+        Without ``wait``, gives up at once (returning 0) when another thread or process is writing
+        the index: it is catching up already.
         """
-        with self._lock, _file_lock(self.path, wait) as locked:
+        if not self._lock.acquire(blocking=wait):
+            return 0
+        try:
+            return self._catch_up(conn, wait, rebuild)
+        finally:
+            self._lock.release()
+
+    def _catch_up(self, conn: Connection, wait: bool, rebuild: bool) -> int:
+        with _file_lock(self.path, wait) as locked:
             if not locked:
                 return 0
             try:
