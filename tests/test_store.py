@@ -52,3 +52,31 @@ def test_fulltext_index_follows_inserts_updates_and_author_names(engine):
     ingest(engine, [("record 1", Paper(id="2101.00001", title="Transformers", summary="We study attention."))])
     assert _fulltext_ids(engine, "graphs") == []
     assert _fulltext_ids(engine, "attention") == ["2101.00001"]
+
+
+def test_a_database_from_before_0005_drops_fts5_and_its_papers_become_searchable(tmp_path):
+    """Upgrading: the FTS5 table and its triggers go; existing papers get a text_seq and are indexed."""
+    from alembic import command
+    from sqlalchemy import text as sql
+
+    from dailypapers.store.db import _alembic_config, open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = _alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        conn.execute(sql("CREATE VIRTUAL TABLE papers_fts USING fts5(title, summary, authors)"))
+        conn.execute(sql("CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN "
+                         "DELETE FROM papers_fts WHERE rowid = old.pk; END"))
+        conn.execute(sql(
+            "INSERT INTO papers (id, title, summary, authors, num_authors, categories, versions, upvotes, "
+            "source_upvotes, source, hidden, ingested_at, changed_at) VALUES ('2101.00001', 'Graph networks', "
+            "'We study graphs.', '[]', 0, 'cs.LG', '[]', 0, 0, 'arxiv', 0, '2025-01-01', '2025-01-01')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        names = set(conn.execute(sql("SELECT name FROM sqlite_master")).scalars())
+        assert "papers_fts" not in names and "papers_fts_delete" not in names
+        assert conn.execute(select(papers.c.text_seq)).scalar_one() == 1
+    assert _fulltext_ids(engine, "graphs") == ["2101.00001"]
+    engine.dispose()
