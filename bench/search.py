@@ -32,7 +32,8 @@ from dailypapers.ingest import ingest
 from dailypapers.search import fulltext
 from dailypapers.search.embedder import load_embedder
 from dailypapers.search.hybrid import search
-from dailypapers.search.vectors import rebuild_index, to_blob
+from dailypapers.search.vector_index import rebuild_index
+from dailypapers.search.vectors import to_blob
 from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.schema import paper_embeddings
 

@@ -130,7 +130,7 @@ def make_database(n: int, workdir: Path, seed: int = 11) -> None:
 
 
 def child_build(workdir: Path) -> dict:
-    from dailypapers.search.vectors import rebuild_index
+    from dailypapers.search.vector_index import rebuild_index
     from dailypapers.store.db import open_engine
 
     engine = open_engine(f"sqlite:///{workdir / 'bench.db'}")
@@ -151,7 +151,8 @@ def child_search(workdir: Path, queries_n: int) -> dict:
     from sqlalchemy import select
 
     from dailypapers.search.filters import Filters
-    from dailypapers.search.vectors import open_index, vector_search
+    from dailypapers.search.vector_index import open_index
+    from dailypapers.search.vectors import vector_search
     from dailypapers.store.db import open_engine
     from dailypapers.store.schema import papers
 

@@ -15,16 +15,10 @@ from sqlalchemy import delete, func, select, update
 
 from dailypapers.domain import Deletion, Paper
 from dailypapers.ingest import ingest
-from dailypapers.search import vectors
+from dailypapers.search import vector_index, vectors
 from dailypapers.search.filters import Filters
-from dailypapers.search.vectors import (
-    embed_backlog,
-    exact_search,
-    open_index,
-    rebuild_index,
-    stored_vectors,
-    vector_search,
-)
+from dailypapers.search.vector_index import open_index, rebuild_index
+from dailypapers.search.vectors import embed_backlog, exact_search, stored_vectors, vector_search
 from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.schema import paper_embeddings, papers
 
@@ -305,7 +299,7 @@ def test_a_broken_index_file_is_rebuilt(sqlite_engine, embedder, seed, tmp_path)
     embed_backlog(sqlite_engine, embedder)
     index = rebuild_index(sqlite_engine, tmp_path / "vectors", embedder.name)
     index.path.write_bytes(b"not an index")
-    vectors._open.clear()  # a fresh process
+    vector_index._open.clear()  # a fresh process
     q = _query(embedder, PARAPHRASES[0][0])
     assert same(vector_search(sqlite_engine, q, Filters(), 3), exact_search(sqlite_engine, q, Filters(), 3))
 
@@ -398,7 +392,7 @@ def test_a_search_rebuilds_a_file_that_fell_far_behind(sqlite_engine, tmp_path, 
         conn.execute(paper_embeddings.insert(), [{"paper_pk": pks[i], "model": "generated",
                                                   "vector": x[i - 1].tobytes(), "seq": 1000 + i}
                                                  for i in range(7, 107, 10)])
-    monkeypatch.setattr(vectors, "REBUILD_AFTER", 5)
+    monkeypatch.setattr(vector_index, "REBUILD_AFTER", 5)
     found = vector_search(sqlite_engine, x[16], Filters(), 3, index=index)
     assert found[0][0] == pks[17]
     assert index.header["built_at"] > built and len(index) == 280 and len(index._tail.pks) == 0

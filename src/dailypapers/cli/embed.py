@@ -22,7 +22,8 @@ def embed(
 ) -> None:
     """Embed every paper that has no embedding yet; resumes after an interruption."""
     from dailypapers.search.embedder import load_embedder
-    from dailypapers.search.vectors import backlog_size, embed_backlog, index_dir, open_index, rebuild_index
+    from dailypapers.search.vector_index import index_dir, open_index, rebuild_index
+    from dailypapers.search.vectors import backlog_size, embed_backlog
 
     settings = settings_or_fail()
     engine = open_store()
@@ -64,7 +65,8 @@ def embed(
 def reindex() -> None:
     """Rebuild the search indexes: full text (SQLite) and vectors, from the stored papers and embeddings."""
     from dailypapers.search import fulltext
-    from dailypapers.search.vectors import current_model, index_dir, rebuild_index, reindex_postgresql
+    from dailypapers.search.vector_index import current_model, index_dir, rebuild_index
+    from dailypapers.search.vectors import reindex_postgresql
 
     engine = open_store()
     started = time.perf_counter()
