@@ -9,13 +9,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, insert, inspect, select
 
+from dailypapers.bibtex import bibtex
 from dailypapers.community import (
     CommunityError,
     Forbidden,
     NotFound,
     SubmissionError,
     add_comment,
-    bibtex,
     comment_counts,
     delete_comment,
     edit_comment,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from dailypapers import community
+from dailypapers.bibtex import bibtex
 from dailypapers.sources.arxiv_api import fetch_papers
 from dailypapers.store import queries
 from dailypapers.web.deps import Admin, Csrf, Db, SignedIn, render
@@ -70,7 +71,7 @@ def comment(request: Request, paper_id: str, engine: Db, user: SignedIn, body: s
         decorate(engine, user, [row])
         return render(request, "paper.html", {
             "paper": row, "comments": community.list_comments(engine, paper_id), "similar": similar_papers(
-                request, engine, row), "bibtex": community.bibtex([row]), "comment_error": exc.message,
+                request, engine, row), "bibtex": bibtex([row]), "comment_error": exc.message,
             "comment_body": body}, status_code=400)
     return RedirectResponse(f"/papers/{paper_id}#comments", status_code=303)
 

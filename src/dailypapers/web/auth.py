@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from dailypapers import accounts, community
 from dailypapers.accounts import AccountError
+from dailypapers.bibtex import bibtex
 from dailypapers.web.deps import SESSION_COOKIE, Csrf, Db, SignedIn, User, render
 
 router = APIRouter()
@@ -113,7 +114,7 @@ def new_token(request: Request, engine: Db, user: SignedIn) -> HTMLResponse:
 
 @router.get("/saved.bib")
 def saved_bibtex(engine: Db, user: SignedIn) -> PlainTextResponse:
-    return PlainTextResponse(community.bibtex(community.saved_papers(engine, user["pk"])),
+    return PlainTextResponse(bibtex(community.saved_papers(engine, user["pk"])),
                              media_type="application/x-bibtex",
                              headers={"Content-Disposition": 'attachment; filename="saved-papers.bib"'})
 

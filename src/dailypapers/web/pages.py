@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from dailypapers import community
+from dailypapers.bibtex import bibtex
 from dailypapers.search.filters import SORTS, Filters
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
@@ -178,14 +179,14 @@ def paper_page(request: Request, paper_id: str, engine: Db, user: User) -> Respo
         row = queries.paper(engine, paper_id[:-4])
         if row is None:
             raise HTTPException(404, f"There is no paper {paper_id[:-4][:80]!r} here.")
-        return PlainTextResponse(community.bibtex([row]), media_type="application/x-bibtex")
+        return PlainTextResponse(bibtex([row]), media_type="application/x-bibtex")
     row = queries.paper(engine, paper_id, include_hidden=bool(user and user["is_admin"]))
     if row is None:
         raise HTTPException(404, f"There is no paper {paper_id[:80]!r} here. Submit it by its arXiv id?")
     decorate(engine, user, [row])
     return render(request, "paper.html", {
         "paper": row, "comments": community.list_comments(engine, paper_id),
-        "similar": similar_papers(request, engine, row), "bibtex": community.bibtex([row]),
+        "similar": similar_papers(request, engine, row), "bibtex": bibtex([row]),
     })
 
 
