@@ -26,10 +26,12 @@ HERE = Path(__file__).resolve()
 DEFAULT_CORPUS = HERE.parents[2] / "shared" / "data" / "retrieval" / "scifact" / "corpus.jsonl.gz"
 
 try:
-    from dailypapers.search.embedder import OnnxEmbedder, bundled_model_path, paper_text
+    from dailypapers.search.embedder import OnnxEmbedder, paper_text
+    from dailypapers.search.model_files import bundled_model_path
 except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, str(HERE.parents[1] / "src"))
-    from dailypapers.search.embedder import OnnxEmbedder, bundled_model_path, paper_text
+    from dailypapers.search.embedder import OnnxEmbedder, paper_text
+    from dailypapers.search.model_files import bundled_model_path
 
 
 def read_texts(corpus: Path, n: int) -> list[str]:

@@ -11,15 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from dailypapers.search.embedder import (
-    Embedder,
-    OnnxEmbedder,
-    TorchEmbedder,
-    bundled_model_path,
-    load_embedder,
-    model_fingerprint,
-    paper_text,
-)
+from dailypapers.search.embedder import Embedder, OnnxEmbedder, TorchEmbedder, load_embedder, paper_text
+from dailypapers.search.model_files import bundled_model_path, model_fingerprint
 
 QUERIES = [
     "dexterous robotic manipulation with diffusion policies",
