@@ -9,53 +9,14 @@ the same query that applies the filters, so stale or deleted entries of the file
 Filters: the candidates are checked in rounds of 8x more (post-filtering) and only a filter that
 passes too few of ~25k candidates makes the search ask SQL for every allowed pk (pre-filtering).
 
-Measured: choosing the scan (2-core AMD EPYC with AVX-512, generated clustered unit vectors, 384-d,
-one query at a time, 50 queries, the scan + top-k alone, at 1,000,000 vectors):
-
-    ===================================  ==========  ==========  =========
-    scan                                 p50 ms      p95 ms      recall@10
-    ===================================  ==========  ==========  =========
-    numpy float32 (BLAS matvec) + top-k  124-163     184-227     1.000
-    faiss IndexFlatIP float32            296         312         1.000
-    usearch exact float32 (2 threads)    95          121         1.000
-    numpy float16 (no BLAS)              ~1,500      -           1.000
-    usearch exact float16 (2 threads)    67          88          1.000
-    faiss SQfp16 exact                   48          72          1.000
-    numpy int8 (no BLAS; overflows)      ~170        -           -
-    faiss SQ8 exact + float re-rank      50          56          1.000
-    usearch exact int8 + float re-rank   47          77          1.000
-    numkong int8 dot (1 thread) + rerank 25-29       35-46       1.000
-    ===================================  ==========  ==========  =========
-
-    Approximate indexes, at 100,000 (build time grows ~linearly: 5-10 min at 1M on 2 cores):
-    usearch HNSW f16 (M=16, ef_add=128)  0.3-0.5 ms, recall 0.990-0.998, build 59 s
-    usearch HNSW i8 (its own scaling)    0.2-0.3 ms, recall 0.83 (fails the 0.95 bar)
-    faiss HNSW32 float32 (efC=80)        0.2-0.3 ms, recall 0.99-1.00, build 33 s
-    faiss IVF-SQ8 (1264 lists)           0.1-0.2 ms, recall 0.98, build 20 s
+Measured against float, float16 and int8 scans (numpy, faiss, usearch) and approximate indexes
+(HNSW, IVF) at 100k and 1M vectors: docs/benchmarks.md, "Vector search alone".
 
 The int8 exact scan meets the target with no approximate structure: it builds in one sequential
 pass at the speed of reading the table, needs no tuning, handles any filter by masking, and new
 rows are simply scored beside it. An HNSW graph would be 100x faster per query but costs minutes of
 2-core CPU to build at 1M, and incremental upkeep; not needed at this scale. Top-k selection uses
 a sampled threshold (0.6 ms instead of argpartition's 13 ms over 1M scores).
-
-End to end (``python bench/vectors.py --json``: vector_search including the SQL filters and
-re-rank; 100 queries; the machine shared with other work, load 3-6 on 2 cores):
-
-    ======================================  ===============  ===============  ======
-    1,000,000 vectors (100,000 in brackets)  p50 ms           p95 ms           recall
-    ======================================  ===============  ===============  ======
-    top 10, unfiltered                      27-42 (5-7)      40-49 (8-15)     1.000
-    top 10, category of 10% of papers       44-48 (10)       56-59 (12-22)    1.000
-    top 10, category of 0.5% of papers      70-71 (17-25)    88-100 (30-37)   1.000
-    top 100, unfiltered                     48 (11)          62 (12)          1.000
-    top 100, category of 10%                63 (20)          103 (25)         1.000
-    numpy float32 exact floor (same run)    212-265 (16-23)  263-302 (19-30)  1.000
-    ======================================  ===============  ===============  ======
-
-    Index: 374 MB at 1M (int8 + pks), built in 6-9 s with a peak RSS of 262 MB; a searching
-    process maps all of it (RSS +388 MB, shared by every process through the page cache) where the
-    float32 floor holds 1,465 MB in each process.
 
 Staleness: each row has a ``seq``, larger than that of every row committed before it. The file
 records the largest ``seq`` it covers; every search reads the rows above it (an index probe that
