@@ -114,41 +114,19 @@ def subscribe(
                         .returning(subscriptions.c.pk)
                     ).scalar_one()
                     action = "confirmed" if confirmed else "confirm"
-                elif confirmed:
+                else:
                     pk = row["pk"]
-                    conn.execute(
-                        update(subscriptions)
-                        .where(subscriptions.c.pk == pk)
-                        .values(
-                            status="active",
-                            period=spec.period,
-                            changed_at=now,
-                            confirmed_at=row["confirmed_at"] or now,
-                            last_error=None,
-                            user_pk=row["user_pk"] or user_pk,
-                        )
-                    )
-                    action = "confirmed"
-                elif row["status"] in ("active", "paused"):
-                    pk = row["pk"]
-                    conn.execute(
-                        update(subscriptions).where(subscriptions.c.pk == pk).values(requested_at=now)
-                    )
-                    action = "already"
-                else:  # pending, bouncing, unsubscribed: confirm (again)
-                    pk = row["pk"]
-                    conn.execute(
-                        update(subscriptions)
-                        .where(subscriptions.c.pk == pk)
-                        .values(
-                            status="pending",
-                            period=spec.period,
-                            requested_at=now,
-                            changed_at=now,
-                            user_pk=row["user_pk"] or user_pk,
-                        )
-                    )
-                    action = "confirm"
+                    owner = row["user_pk"] or user_pk
+                    if confirmed:
+                        action, changes = "confirmed", dict(
+                            status="active", period=spec.period, changed_at=now, user_pk=owner,
+                            confirmed_at=row["confirmed_at"] or now, last_error=None)
+                    elif row["status"] in ("active", "paused"):
+                        action, changes = "already", dict(requested_at=now)
+                    else:  # pending, bouncing, unsubscribed: confirm (again)
+                        action, changes = "confirm", dict(
+                            status="pending", period=spec.period, requested_at=now, changed_at=now, user_pk=owner)
+                    conn.execute(update(subscriptions).where(subscriptions.c.pk == pk).values(**changes))
                 token = None
                 if action == "confirm":
                     token = new_token(conn, pk, "confirm", now)

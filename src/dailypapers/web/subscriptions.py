@@ -262,23 +262,19 @@ def my_subscriptions_change(
     )
 
 
+def _unsubscribe_page(request: Request, sub: dict, token: str, *, done: bool,
+                      manage_url: str | None) -> HTMLResponse:
+    context = {"sub": sub, "what": describe(sub), "token": token, "done": done, "manage_url": manage_url}
+    return render(request, "unsubscribe.html", context)
+
+
 @router.get("/unsubscribe/{token:path}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, engine: Db, token: str) -> HTMLResponse:
     check = check_token(engine, token, "unsubscribe")
     if not check.ok:
         return _invalid(request, check.problem, "unsubscribe")
     sub = check.subscription
-    return render(
-        request,
-        "unsubscribe.html",
-        {
-            "sub": sub,
-            "what": describe(sub),
-            "token": token,
-            "done": sub["status"] == "unsubscribed",
-            "manage_url": None,
-        },
-    )
+    return _unsubscribe_page(request, sub, token, done=sub["status"] == "unsubscribed", manage_url=None)
 
 
 @router.post("/unsubscribe/{token:path}", response_class=HTMLResponse)
@@ -290,14 +286,4 @@ def unsubscribe(request: Request, engine: Db, token: str) -> HTMLResponse:
     sub = check.subscription
     if sub["status"] != "unsubscribed":
         subs.change(engine, sub["pk"], "unsubscribe")
-    return render(
-        request,
-        "unsubscribe.html",
-        {
-            "sub": sub,
-            "what": describe(sub),
-            "token": token,
-            "done": True,
-            "manage_url": _manage_url(request, engine, sub["pk"]),
-        },
-    )
+    return _unsubscribe_page(request, sub, token, done=True, manage_url=_manage_url(request, engine, sub["pk"]))
