@@ -602,32 +602,14 @@ def test_concurrent_workers_send_each_message_once(engine, db_url, tmp_path, smt
 def test_a_claim_taken_over_by_another_worker_is_not_sent_by_the_first(engine, db_url, tmp_path):
     load_sample(engine)
     sub = subscribe(engine, "ada@example.org")
-    first = claim(
-        engine, sub, "daily:2025-10-10", paper_pks=[1], total=1, subject="s", message_id="<a@b>", now=RUN_DAY
-    )
-    assert (
-        claim(
-            engine,
-            sub,
-            "daily:2025-10-10",
-            paper_pks=[1],
-            total=1,
-            subject="s",
-            message_id="<c@d>",
-            now=RUN_DAY,
-        )
-        is None
-    )
-    second = claim(
-        engine,
-        sub,
-        "daily:2025-10-10",
-        paper_pks=[1],
-        total=1,
-        subject="s",
-        message_id="<c@d>",
-        now=RUN_DAY + CLAIM_LEASE + timedelta(seconds=1),
-    )
+
+    def claim_day(message_id, now):  # noqa: ANN001, ANN202 - the same day's digest, claimed by a worker
+        return claim(engine, sub, "daily:2025-10-10", paper_pks=[1], total=1, subject="s",
+                     message_id=message_id, now=now)
+
+    first = claim_day("<a@b>", RUN_DAY)
+    assert claim_day("<c@d>", RUN_DAY) is None
+    second = claim_day("<c@d>", RUN_DAY + CLAIM_LEASE + timedelta(seconds=1))
     assert second is not None and second.message_id == "<a@b>" and second.attempts == 2
     assert not mark_handed(engine, first, RUN_DAY)  # the first worker lost its lease
     assert mark_handed(engine, second, RUN_DAY) and mark_sent(engine, second, RUN_DAY)
