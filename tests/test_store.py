@@ -37,6 +37,26 @@ def test_paper_id_is_unique(engine):
         assert conn.execute(select(papers.c.id)).scalars().all() == ["2101.00001"]
 
 
+def test_in_list_binds_a_list_of_any_length_as_one_parameter(engine):
+    from dailypapers.store.backend import in_list
+
+    rows = [dict(id=f"2101.{n:05d}", title="t", summary="s", authors=[], num_authors=0, categories="",
+                 versions=[], upvotes=0, source_upvotes=0, source="test", hidden=False,
+                 ingested_at=__import__("datetime").datetime(2025, 1, 1),
+                 changed_at=__import__("datetime").datetime(2025, 1, 1)) for n in range(1, 6)]
+    with engine.begin() as conn:
+        conn.execute(papers.insert(), rows)
+    by_pk = select(papers.c.id).where(in_list(papers.c.pk, "pks")).order_by(papers.c.id)
+    by_id = select(papers.c.id).where(in_list(papers.c.id, "ids")).order_by(papers.c.id)
+    with engine.connect() as conn:
+        pks = conn.execute(select(papers.c.pk).order_by(papers.c.id)).scalars().all()
+        assert conn.execute(by_pk, {"pks": pks[1:3]}).scalars().all() == ["2101.00002", "2101.00003"]
+        assert conn.execute(by_pk, {"pks": pks + [10**9]}).scalars().all() == [r["id"] for r in rows]
+        assert conn.execute(by_pk, {"pks": []}).scalars().all() == []
+        # Strings too; quotes and brackets in a value are data, never syntax.
+        assert conn.execute(by_id, {"ids": ["2101.00005", "x') OR 1=1 --", '"]']}).scalars().all() == ["2101.00005"]
+
+
 def _fulltext_ids(engine, word):
     with engine.connect() as conn:
         pks = [hit.pk for hit in text_search(conn, parse_query(word), Filters(), 100)]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, and_, literal, or_, select
 
@@ -51,3 +54,18 @@ class Filters:
     def active(self) -> bool:
         return bool(self.since or self.until or self.categories or self.organization
                     or self.has_code is not None or self.extra)
+
+
+Statement = TypeVar("Statement")
+
+
+def statement_for(filters: Filters, build: Callable[[Filters], Statement]) -> Statement:
+    """``build(filters)``, kept per filter set: building a statement (and its cache key) costs more
+    than running a small one. Filters with ``extra`` conditions, which are not part of their value,
+    are built anew each time."""
+    return build(filters) if filters.extra else _built(build, filters)
+
+
+@lru_cache(maxsize=512)
+def _built(build: Callable[[Filters], Statement], filters: Filters) -> Statement:
+    return build(filters)

@@ -27,8 +27,9 @@ from pathlib import Path
 import tantivy
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Select
 
-from dailypapers.search.filters import Filters
+from dailypapers.search.filters import Filters, statement_for
 from dailypapers.search.query import Query
 from dailypapers.store import backend
 from dailypapers.store.schema import papers
@@ -367,11 +368,18 @@ def search(conn: Connection, query: Query, filters: Filters, limit: int) -> list
     return index.top(narrowed, limit)
 
 
+def _allowed_query(filters: Filters) -> Select:
+    return select(papers.c.pk).where(backend.in_list(papers.c.pk, "pks"), *filters.conditions())
+
+
 def _allowed(conn: Connection, pks: list[int], filters: Filters) -> set[int]:
     if not pks:
         return set()
-    return set(conn.execute(select(papers.c.pk).where(papers.c.pk.in_(pks), *filters.conditions())).scalars())
+    return set(conn.execute(statement_for(filters, _allowed_query), {"pks": pks}).scalars())
+
+
+_LATEST_SEQ = select(func.coalesce(func.max(papers.c.text_seq), 0))
 
 
 def latest_seq(conn: Connection) -> int:
-    return conn.execute(select(func.coalesce(func.max(papers.c.text_seq), 0))).scalar_one()
+    return conn.execute(_LATEST_SEQ).scalar_one()

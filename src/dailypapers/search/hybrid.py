@@ -27,6 +27,7 @@ from dailypapers.search.filters import SORTS, Filters
 from dailypapers.search.highlight import highlight
 from dailypapers.search.query import Query, parse_query
 from dailypapers.search.text import text_search
+from dailypapers.store.backend import in_list
 from dailypapers.store.schema import organizations, papers
 
 Mode = Literal["hybrid", "text", "dense", "rrf"]
@@ -215,17 +216,20 @@ def search(
     return SearchPage(query, filters, hits, len(pks))
 
 
+# Built once: a search runs these with different candidates (see backend.in_list).
+_PAPERS = (select(papers, organizations.c.name.label("organization_name"),
+                  organizations.c.fullname.label("organization_fullname"))
+           .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
+           .where(in_list(papers.c.pk, "pks")))
+_SORT_KEYS = ("pk", "id", "published_at", "upvotes", "submitted_on_daily_at")
+_SORT_KEYS_QUERY = select(*(papers.c[k] for k in _SORT_KEYS)).where(in_list(papers.c.pk, "pks"),
+                                                                     papers.c.hidden.is_(False))
+
+
 def _papers(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
     if not pks:
         return {}
-    query = (select(papers, organizations.c.name.label("organization_name"),
-                    organizations.c.fullname.label("organization_fullname"))
-             .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
-             .where(papers.c.pk.in_(pks)))
-    return {row["pk"]: dict(row) for row in conn.execute(query).mappings()}
-
-
-_SORT_KEYS = ("pk", "id", "published_at", "upvotes", "submitted_on_daily_at")
+    return {row["pk"]: dict(row) for row in conn.execute(_PAPERS, {"pks": pks}).mappings()}
 
 
 def _sort_keys(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
@@ -233,8 +237,7 @@ def _sort_keys(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
     their whole rows afterwards)."""
     if not pks:
         return {}
-    query = select(*(papers.c[k] for k in _SORT_KEYS)).where(papers.c.pk.in_(pks), papers.c.hidden.is_(False))
-    return {row[0]: dict(zip(_SORT_KEYS, row)) for row in conn.execute(query)}
+    return {row[0]: dict(zip(_SORT_KEYS, row)) for row in conn.execute(_SORT_KEYS_QUERY, {"pks": pks})}
 
 
 def _sorted(pks: set[int], scores: dict[int, float], rows: dict[int, dict], sort: str) -> list[int]:

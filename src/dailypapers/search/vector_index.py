@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from dailypapers.store.schema import EMBEDDING_DIM, paper_embeddings
@@ -51,6 +51,11 @@ except ImportError:  # pragma: no cover - numkong is a dependency
 REBUILD_AFTER = 50_000  # rows newer than the index file above which a search rebuilds the file
 
 _emb = paper_embeddings
+# Every search asks for the rows written since the file (built once: a search runs them as they are).
+_IS_NEWER = (_emb.c.seq > bindparam("seq"), _emb.c.model == bindparam("model"))
+_NEWER = select(_emb.c.seq, _emb.c.paper_pk, _emb.c.vector).where(*_IS_NEWER).order_by(_emb.c.seq)
+_NEWER_COUNT = select(func.count()).select_from(
+    select(_emb.c.seq).where(*_IS_NEWER).limit(REBUILD_AFTER + 1).subquery())
 
 
 def as_array(value) -> np.ndarray:  # noqa: ANN001
@@ -207,13 +212,8 @@ class VectorIndex:
             except (ValueError, OSError):
                 pass  # half-visible or foreign: keep what we have; the tail keeps results complete
 
-    def _newer(self, seq: int):  # noqa: ANN202
-        return (select(_emb.c.seq, _emb.c.paper_pk, _emb.c.vector)
-                .where(_emb.c.seq > seq, _emb.c.model == self.model))
-
     def _too_many_newer(self, conn: Connection, seq: int) -> bool:
-        newer = self._newer(seq).with_only_columns(_emb.c.seq).limit(REBUILD_AFTER + 1).subquery()
-        return conn.execute(select(func.count()).select_from(newer)).scalar_one() > REBUILD_AFTER
+        return conn.execute(_NEWER_COUNT, {"seq": seq, "model": self.model}).scalar_one() > REBUILD_AFTER
 
     def refresh(self, conn: Connection) -> None:
         """Reload the file if another process replaced it; read the rows written since it was built.
@@ -225,7 +225,7 @@ class VectorIndex:
         if self._too_many_newer(conn, self._tail.seq):
             self._rebuild_now()
         tail = self._tail
-        rows = conn.execute(self._newer(tail.seq).order_by(_emb.c.seq)).all()
+        rows = conn.execute(_NEWER, {"seq": tail.seq, "model": self.model}).all()
         if not rows:
             return
         with self._lock:

@@ -37,10 +37,12 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import Float, bindparam, cast, exists, func, literal, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.selectable import Join
 
-from dailypapers.search.filters import Filters
+from dailypapers.search.filters import Filters, statement_for
 from dailypapers.search.vector_index import Scored, VectorIndex, as_array, current_model, open_index
+from dailypapers.store.backend import in_list
 from dailypapers.store.schema import EMBEDDING_DIM, paper_embeddings, papers
 
 try:  # the int8 kernel; without it the scan falls back to numpy (correct, several times slower)
@@ -208,9 +210,11 @@ def similarities(conn: Connection, vector, pks: list[int], model: str) -> dict[i
     index = open_index(conn.engine, model=model)
     allowed = np.unique(np.asarray(pks, np.int64))
     found = index.score(q, allowed).best(len(allowed))
-    present = set(conn.execute(select(_emb.c.paper_pk).where(_emb.c.paper_pk.in_(list(found)),
-                                                              _emb.c.model == model)).scalars())
+    present = set(conn.execute(_PRESENT, {"pks": list(found), "model": model}).scalars())
     return {pk: score for pk, score in found.items() if pk in present}
+
+
+_PRESENT = select(_emb.c.paper_pk).where(in_list(_emb.c.paper_pk, "pks"), _emb.c.model == bindparam("model"))
 
 
 def exact_search(engine: Engine, vector, filters: Filters = Filters(), limit: int = 10, *,  # noqa: ANN001
@@ -288,6 +292,27 @@ def _compile_ordered_join(join: _OrderedJoin, compiler, **kw) -> str:  # noqa: A
             f"{compiler.process(join.right, **kw)} ON {compiler.process(join.onclause, **kw)}")
 
 
+def _checked(filters: Filters) -> tuple:
+    """Candidates -> papers (the filters) -> their embeddings, in that order (SQLite's CROSS JOIN),
+    the candidates passed as one JSON array (no limit on their number, one cached statement)."""
+    candidates = func.json_each(bindparam("pks")).table_valued("value").alias("candidates")
+    checked = _OrderedJoin(_OrderedJoin(candidates, papers, papers.c.pk == candidates.c.value),
+                           _emb, _emb.c.paper_pk == papers.c.pk)
+    return checked, (_emb.c.model == bindparam("model"), *filters.conditions())
+
+
+def _candidate_vectors(filters: Filters) -> Select:
+    checked, conditions = _checked(filters)
+    return select(_emb.c.paper_pk, _emb.c.vector).select_from(checked).where(*conditions)
+
+
+def _visible_candidates(filters: Filters) -> Select:
+    """The same checks without reading the vectors (a paper whose embedding was dropped, its text
+    having changed, is not found by the old codes still in the file)."""
+    checked, conditions = _checked(filters)
+    return select(papers.c.pk).select_from(checked).where(*conditions)
+
+
 def _search_sqlite(engine: Engine, index: VectorIndex, q: np.ndarray, filters: Filters,
                    limit: int, exact: bool = True) -> list[tuple[int, float]]:
     """Candidates by int8 score, then the exact float re-rank under the filters, in one query.
@@ -297,28 +322,18 @@ def _search_sqlite(engine: Engine, index: VectorIndex, q: np.ndarray, filters: F
     want = max(MIN_CANDIDATES, CANDIDATE_FACTOR * limit) if exact else limit
     with engine.connect() as conn:
         index.refresh(conn)
-        conditions = [_emb.c.model == index.model, *filters.conditions()]
-
-        # Candidates -> papers (the filters) -> their embeddings, in that order (SQLite's CROSS JOIN),
-        # the candidates passed as one JSON array (no limit on their number, one cached statement).
-        candidates = func.json_each(bindparam("pks")).table_valued("value").alias("candidates")
-        checked = _OrderedJoin(_OrderedJoin(candidates, papers, papers.c.pk == candidates.c.value),
-                               _emb, _emb.c.paper_pk == papers.c.pk)
-        query = select(_emb.c.paper_pk, _emb.c.vector).select_from(checked).where(*conditions)
-
-        # Not exact: the same checks without reading the vectors (a paper whose embedding was
-        # dropped, its text having changed, is not found by the old codes still in the file).
-        visible = select(papers.c.pk).select_from(checked).where(*conditions)
+        query = statement_for(filters, _candidate_vectors)
+        visible = statement_for(filters, _visible_candidates)
 
         def rerank(scored: Scored, k: int) -> list[tuple[int, float]]:
             if not exact:
                 approximate = scored.best(k)
-                kept = conn.execute(visible, {"pks": json.dumps(list(approximate))}).scalars().all()
+                kept = conn.execute(visible, {"pks": json.dumps(list(approximate)), "model": index.model}).scalars().all()
                 return _ranked([(pk, approximate[pk]) for pk in kept], len(kept))
             pks = scored.top(k)
             if not len(pks):
                 return []
-            rows = conn.execute(query, {"pks": json.dumps(pks.tolist())}).all()
+            rows = conn.execute(query, {"pks": json.dumps(pks.tolist()), "model": index.model}).all()
             if not rows:
                 return []
             matrix = np.frombuffer(b"".join(vec for _, vec in rows), dtype="<f4").reshape(len(rows), -1)
@@ -338,5 +353,6 @@ def _search_sqlite(engine: Engine, index: VectorIndex, q: np.ndarray, filters: F
             k *= 8
         # Pre-filter: a selective filter; score only the papers it allows.
         allowed = np.fromiter(conn.execute(select(papers.c.pk).join(_emb, _emb.c.paper_pk == papers.c.pk)
-                                           .where(*conditions).order_by(papers.c.pk)).scalars(), np.int64)
+                                           .where(_emb.c.model == index.model, *filters.conditions())
+                                           .order_by(papers.c.pk)).scalars(), np.int64)
         return rerank(index.score(q, allowed), want)[:limit]

@@ -6,8 +6,14 @@ none in the database: its full-text index is a Tantivy index beside the file (se
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, event, literal_column, text
+import json
+
+from sqlalchemy import ColumnElement, Integer, String, bindparam, event, literal_column, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import NullType, TypeDecorator
 
 _POSTGRES_FULLTEXT = [
     "ALTER TABLE papers ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
@@ -38,6 +44,53 @@ def author_names(conn: Connection) -> ColumnElement:
         return literal_column(
             "(SELECT group_concat(json_extract(value, '$.name'), ', ') FROM json_each(papers.authors))")
     return literal_column("(SELECT string_agg(a->>'name', ', ') FROM jsonb_array_elements(papers.authors) a)")
+
+
+class _ListValue(TypeDecorator):
+    """A list bound as one parameter: JSON text on SQLite, an array on PostgreSQL."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # noqa: ANN001, ANN201
+        return dialect.type_descriptor(ARRAY(String) if dialect.name == "postgresql" else String())
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+        values = list(value)
+        return values if dialect.name == "postgresql" else json.dumps(values)
+
+
+class _InList(ColumnElement):
+    inherit_cache = True
+    type = NullType()  # a condition, not a boolean value (which SQLite would compare to 1)
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("values", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement, values: ColumnElement) -> None:
+        self.column, self.values = column, values
+
+
+@compiles(_InList, "sqlite")
+def _in_json_list(element: _InList, compiler, **kw) -> str:  # noqa: ANN001
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(_InList)
+def _in_array(element: _InList, compiler, **kw) -> str:  # noqa: ANN001
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    item = "BIGINT" if isinstance(element.column.type, Integer) else "TEXT"
+    return f"{column} = ANY(CAST({values} AS {item}[]))"
+
+
+def in_list(column: ColumnElement, name: str) -> ColumnElement:
+    """``column`` is one of the list passed as parameter ``name`` when the statement runs.
+
+    Unlike ``column.in_([...])``, one statement serves lists of any length: built once, compiled
+    once, and the list bound as one value (an IN of 200 values re-renders and binds 200 parameters,
+    ~1 ms of a search).
+    """
+    return _InList(column, bindparam(name, type_=_ListValue()))
 
 
 def refresh_statistics(engine: Engine) -> None:
