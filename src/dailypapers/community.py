@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import nh3
 from markdown_it import MarkdownIt
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +26,7 @@ from dailypapers.domain import Paper, RecordError, Sourced
 from dailypapers.ingest import ingest
 from dailypapers.sources.arxiv_api import normalize_id
 from dailypapers.sources.common import SourceError
+from dailypapers.store.backend import in_list
 from dailypapers.store.schema import comments, organizations, papers, upvotes, users
 from dailypapers.store.schema import saved_papers as saved_table
 
@@ -116,9 +117,9 @@ def _marked(engine: Engine, table, user_pk: int | None, paper_ids: Iterable[str]
     if user_pk is None or not ids:
         return set()
     query = (select(papers.c.id).join(table, table.c.paper_pk == papers.c.pk)
-             .where(table.c.user_pk == user_pk, papers.c.id.in_(ids)))
+             .where(table.c.user_pk == bindparam("user"), in_list(papers.c.id, "ids")))
     with engine.connect() as conn:
-        return set(conn.execute(query).scalars())
+        return set(conn.execute(query, {"user": user_pk, "ids": ids}).scalars())
 
 
 def has_voted(engine: Engine, user_pk: int | None, paper_ids: Iterable[str]) -> set[str]:
@@ -224,16 +225,18 @@ def list_comments(engine: Engine, paper_id: str, *, include_hidden: bool = False
     return rows
 
 
+_COMMENT_COUNTS = (select(papers.c.id, func.count()).join(comments, comments.c.paper_pk == papers.c.pk)
+                   .where(in_list(papers.c.id, "ids"), comments.c.hidden.is_(False)).group_by(papers.c.id))
+
+
 def comment_counts(engine: Engine, paper_ids: Iterable[str]) -> dict[str, int]:
     """Visible comments per paper, for every id asked about (0 when none)."""
     ids = list(paper_ids)
     counts = dict.fromkeys(ids, 0)
     if not ids:
         return counts
-    query = (select(papers.c.id, func.count()).join(comments, comments.c.paper_pk == papers.c.pk)
-             .where(papers.c.id.in_(ids), comments.c.hidden.is_(False)).group_by(papers.c.id))
     with engine.connect() as conn:
-        counts.update({paper_id: n for paper_id, n in conn.execute(query)})
+        counts.update({paper_id: n for paper_id, n in conn.execute(_COMMENT_COUNTS, {"ids": ids})})
     return counts
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import tantivy
@@ -32,6 +33,7 @@ from sqlalchemy.sql import Select
 from dailypapers.search.filters import Filters, statement_for
 from dailypapers.search.query import Query
 from dailypapers.store import backend
+from dailypapers.store.db import database_file
 from dailypapers.store.schema import papers
 
 ANALYZER = "dailypapers_en"
@@ -68,11 +70,8 @@ def _schema() -> tantivy.Schema:
 
 def index_dir(engine: Engine) -> Path | None:
     """``fulltext/<db name>.v<FORMAT>/`` beside a SQLite database file; None for an in-memory database."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
-        return None
-    path = Path(database).expanduser().resolve()
-    return path.parent / "fulltext" / f"{path.stem}.v{FORMAT}"
+    path = database_file(engine)
+    return path.parent / "fulltext" / f"{path.stem}.v{FORMAT}" if path else None
 
 
 class FullTextIndex:
@@ -343,8 +342,10 @@ def build_query(index: FullTextIndex, query: Query) -> tantivy.Query | None:
     return tantivy.Query.boolean_query(clauses)
 
 
-def search(conn: Connection, query: Query, filters: Filters, limit: int) -> list[tuple[int, float]]:
-    """(paper pk, BM25 score) of the best matches under the filters, best first."""
+def search(conn: Connection, query: Query, filters: Filters, limit: int,
+           checked: Callable[[list[int]], set[int]] | None = None) -> list[tuple[int, float]]:
+    """(paper pk, BM25 score) of the best matches under the filters, best first. ``checked``: keeps
+    the pks that pass the filters, in place of the query this runs for that."""
     index = open_fulltext(conn)
     if latest_seq(conn) > index.seq():
         index.catch_up(conn)  # unless another process is at it; then its commit will show
@@ -354,7 +355,8 @@ def search(conn: Connection, query: Query, filters: Filters, limit: int) -> list
     k = max(limit, 100)
     for _ in range(FILTER_ROUNDS):
         hits = index.top(found, k)
-        allowed = _allowed(conn, [pk for pk, _ in hits], filters)
+        pks = [pk for pk, _ in hits]
+        allowed = checked(pks) if checked else _allowed(conn, pks, filters)
         passed = [(pk, score) for pk, score in hits if pk in allowed]
         if len(passed) >= limit or len(hits) < k:
             return passed[:limit]

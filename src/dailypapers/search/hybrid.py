@@ -20,15 +20,16 @@ from typing import Literal
 
 import numpy as np
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql import Select
 
-from dailypapers.search.filters import SORTS, Filters
+from dailypapers.search.filters import SORTS, Filters, statement_for
 from dailypapers.search.highlight import highlight
 from dailypapers.search.query import Query, parse_query
 from dailypapers.search.text import text_search
 from dailypapers.store.backend import in_list
-from dailypapers.store.schema import organizations, papers
+from dailypapers.store.schema import organizations, paper_embeddings, papers
 
 Mode = Literal["hybrid", "text", "dense", "rrf"]
 CANDIDATES = 100  # per side, before fusion
@@ -131,37 +132,58 @@ def query_vector(embedder, text: str) -> np.ndarray:  # noqa: ANN001
     return vector
 
 
+class _Rows:
+    """The sort keys of the candidates that pass the filters, each read once: the text side's and the
+    vector side's checks and the final sort share them (one query where there were four)."""
+
+    def __init__(self, conn, filters: Filters, model: str | None) -> None:  # noqa: ANN001
+        self.conn, self.model = conn, model
+        self.statement = statement_for(filters, _sort_keys_query)
+        self.rows: dict[int, dict] = {}
+        self._read: set[int] = set()
+
+    def passing(self, pks: list[int] | set[int]) -> set[int]:
+        if new := [pk for pk in pks if pk not in self._read]:
+            self._read.update(new)
+            for row in self.conn.execute(self.statement, {"pks": new, "model": self.model}).mappings():
+                self.rows[row["pk"]] = dict(row)
+        return {pk for pk in pks if pk in self.rows}
+
+    def with_vector(self, pks: list[int] | set[int]) -> set[int]:
+        return {pk for pk in self.passing(pks) if self.rows[pk]["has_vector"]}
+
+
 def gather(engine: Engine, query: Query, filters: Filters, embedder, mode: Mode,  # noqa: ANN001
            wanted: int) -> Candidates:
-    """Both sides' candidates. The vector search runs before this opens its own connection, so a
-    search never holds two pooled connections at once (many concurrent searches cannot starve the pool)."""
+    """Both sides' candidates, on one connection."""
+    with engine.connect() as conn:
+        return _gather(conn, query, filters, embedder, mode, wanted)
+
+
+def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: int) -> Candidates:  # noqa: ANN001
+    rows = _Rows(conn, filters, embedder.name if embedder is not None else None)
     vector = None
     dense: dict[int, float] = {}
     if embedder is not None and mode != "text" and (query.terms or query.phrases):
-        from dailypapers.search.vectors import vector_search
+        from dailypapers.search.vectors import nearest
 
         vector = query_vector(embedder, query.raw)
         # int8 cosines (within ~0.005) are plenty for fusion, and skip reading 400 vectors back.
-        dense = dict(vector_search(engine, vector, filters, wanted, model=embedder.name, exact=False))
-    with engine.connect() as conn:
-        return _gather(conn, query, filters, embedder, mode, wanted, vector, dense)
-
-
-def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: int,  # noqa: ANN001
-            vector, dense: dict[int, float]) -> Candidates:  # noqa: ANN001
-    text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted)}
+        dense = dict(nearest(conn, vector, filters, wanted, model=embedder.name, exact=False,
+                             checked=rows.with_vector))
+    text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted, rows.passing)}
     missing = [pk for pk in text if pk not in dense]
     if vector is not None and missing:  # text-only candidates get their cosine too
         from dailypapers.search.vectors import similarities
 
-        dense.update(similarities(conn, vector, missing, embedder.name))
+        dense.update(similarities(conn, vector, sorted(rows.with_vector(missing)), embedder.name, present=True))
     if not query.terms and not query.phrases and not query.authors and not text:
         # Filters alone: browse what they select.
         browse = conn.execute(select(papers.c.pk).where(*filters.conditions())
                               .order_by(papers.c.published_at.desc()).limit(wanted)).scalars().all()
         text = {pk: 0.0 for pk in browse}
     pks = set(text) | set(dense)
-    rows = _sort_keys(conn, pks)
+    sort_keys = {pk: rows.rows[pk] for pk in rows.passing(pks)}
     cov = 1.0
     if text and dense and mode == "hybrid":
         best = _papers(conn, {max(text, key=text.get)})
@@ -173,8 +195,8 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
     phrase: set[int] = set()
     if mode == "hybrid" and 2 <= len(query.terms) <= MAX_PHRASE_WORDS and not query.phrases:
         adjacent = replace(query, phrases=(" ".join(query.terms),), terms=())
-        phrase = {h.pk for h in text_search(conn, adjacent, filters, wanted)} & pks
-    return Candidates(text, dense, rows, pks, cov, phrase)
+        phrase = {h.pk for h in text_search(conn, adjacent, filters, wanted, rows.passing)} & pks
+    return Candidates(text, dense, sort_keys, pks, cov, phrase)
 
 
 def search(
@@ -222,22 +244,22 @@ _PAPERS = (select(papers, organizations.c.name.label("organization_name"),
            .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
            .where(in_list(papers.c.pk, "pks")))
 _SORT_KEYS = ("pk", "id", "published_at", "upvotes", "submitted_on_daily_at")
-_SORT_KEYS_QUERY = select(*(papers.c[k] for k in _SORT_KEYS)).where(in_list(papers.c.pk, "pks"),
-                                                                     papers.c.hidden.is_(False))
+
+
+def _sort_keys_query(filters: Filters) -> Select:
+    """What ordering the candidates needs, for those that pass the filters (the page's few get
+    their whole rows afterwards), and whether each has an embedding of the model."""
+    has_vector = paper_embeddings.c.paper_pk.is_not(None).label("has_vector")
+    embedded = and_(paper_embeddings.c.paper_pk == papers.c.pk, paper_embeddings.c.model == bindparam("model"))
+    return (select(*(papers.c[k] for k in _SORT_KEYS), has_vector)
+            .select_from(papers.outerjoin(paper_embeddings, embedded))
+            .where(in_list(papers.c.pk, "pks"), *filters.conditions()))
 
 
 def _papers(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
     if not pks:
         return {}
     return {row["pk"]: dict(row) for row in conn.execute(_PAPERS, {"pks": pks}).mappings()}
-
-
-def _sort_keys(conn, pks: set[int]) -> dict[int, dict]:  # noqa: ANN001
-    """What ordering the candidates needs, for the visible ones: a light query (the page's few get
-    their whole rows afterwards)."""
-    if not pks:
-        return {}
-    return {row[0]: dict(zip(_SORT_KEYS, row)) for row in conn.execute(_SORT_KEYS_QUERY, {"pks": pks})}
 
 
 def _sorted(pks: set[int], scores: dict[int, float], rows: dict[int, dict], sort: str) -> list[int]:

@@ -16,6 +16,7 @@ with the semantic results.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 
@@ -50,12 +51,15 @@ class TextHit:
     score: float  # higher is better; comparable only within one result list
 
 
-def text_search(conn: Connection, query: Query, filters: Filters, limit: int) -> list[TextHit]:
-    """Papers matching the query's text under the filters, best first ([] when there is no text)."""
+def text_search(conn: Connection, query: Query, filters: Filters, limit: int,
+                checked: Callable[[list[int]], set[int]] | None = None) -> list[TextHit]:
+    """Papers matching the query's text under the filters, best first ([] when there is no text).
+
+    ``checked`` (SQLite): keeps the pks that pass the filters, in place of the query run for that."""
     if query.empty or limit <= 0:
         return []
     if conn.dialect.name == "sqlite":
-        return [TextHit(pk, score) for pk, score in fulltext.search(conn, query, filters, limit)]
+        return [TextHit(pk, score) for pk, score in fulltext.search(conn, query, filters, limit, checked)]
     return _search_postgresql(conn, query, filters, limit)
 
 

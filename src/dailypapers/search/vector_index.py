@@ -41,6 +41,7 @@ import numpy as np
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from dailypapers.store.db import database_file
 from dailypapers.store.schema import EMBEDDING_DIM, paper_embeddings
 
 try:  # the int8 kernel; without it the scan falls back to numpy (correct, several times slower)
@@ -76,10 +77,8 @@ _FORMAT = 1
 
 def index_dir(engine: Engine) -> Path | None:
     """Where a SQLite database's vector index files live: ``vectors/`` beside the database file."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
-        return None
-    return Path(database).expanduser().resolve().parent / "vectors"
+    path = database_file(engine)
+    return path.parent / "vectors" if path else None
 
 
 def _index_path(engine: Engine, directory: Path, model: str) -> Path:

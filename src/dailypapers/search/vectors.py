@@ -182,36 +182,52 @@ def vector_search(
     ``index`` defaults to the process's cached index beside the database (built when missing), and
     ``exact=False`` skips the float re-rank: int8 order and cosines (see ``_search_sqlite``).
     """
+    with engine.connect() as conn:
+        return nearest(conn, vector, filters, limit, index=index, model=model, exact=exact)
+
+
+Check = Callable[[list[int]], set[int]]
+
+
+def nearest(conn: Connection, vector, filters: Filters, limit: int, *,  # noqa: ANN001
+            index: VectorIndex | None = None, model: str | None = None, exact: bool = True,
+            checked: Check | None = None) -> list[tuple[int, float]]:
+    """``vector_search`` on a connection the caller holds. ``checked`` (SQLite, not exact): keeps
+    the pks that pass the filters and have a current embedding, in place of the query this runs for
+    that (the hybrid search answers it for both of its sides at once)."""
     if limit <= 0:
         return []
     q = _unit(vector)
     if index is not None:
         model = index.model
     if model is None:
-        with engine.connect() as conn:
-            model = current_model(conn)
+        model = current_model(conn)
         if model is None:
             return []
-    if engine.dialect.name == "postgresql":
-        return _search_postgresql(engine, q, filters, limit, model)
+    if conn.dialect.name == "postgresql":
+        return _search_postgresql(conn, q, filters, limit, model)
     if index is None:
-        index = open_index(engine, model=model)
-    return _search_sqlite(engine, index, q, filters, limit, exact)
+        index = open_index(conn.engine, model=model)
+    return _search_sqlite(conn, index, q, filters, limit, exact, checked)
 
 
-def similarities(conn: Connection, vector, pks: list[int], model: str) -> dict[int, float]:  # noqa: ANN001
+def similarities(conn: Connection, vector, pks: list[int], model: str, *,  # noqa: ANN001
+                 present: bool = False) -> dict[int, float]:
     """The query's cosine to each of these papers' stored vectors (those that have one).
 
     SQLite: from the index's int8 codes (within ~0.005; no vectors read back), exact for rows newer
-    than the file. PostgreSQL: the stored vectors."""
+    than the file; ``present``: the caller knows that each of these papers has a current embedding.
+    PostgreSQL: the stored vectors."""
     q = _unit(vector)
     if conn.dialect.name != "sqlite":
         return {pk: float(np.dot(v, q)) for pk, v in stored_vectors(conn, pks, model=model).items()}
     index = open_index(conn.engine, model=model)
     allowed = np.unique(np.asarray(pks, np.int64))
     found = index.score(q, allowed).best(len(allowed))
-    present = set(conn.execute(_PRESENT, {"pks": list(found), "model": model}).scalars())
-    return {pk: score for pk, score in found.items() if pk in present}
+    if not present:
+        kept = set(conn.execute(_PRESENT, {"pks": list(found), "model": model}).scalars())
+        found = {pk: score for pk, score in found.items() if pk in kept}
+    return found
 
 
 _PRESENT = select(_emb.c.paper_pk).where(in_list(_emb.c.paper_pk, "pks"), _emb.c.model == bindparam("model"))
@@ -224,7 +240,7 @@ def exact_search(engine: Engine, vector, filters: Filters = Filters(), limit: in
     with engine.connect() as conn:
         model = model or current_model(conn)
         if engine.dialect.name == "postgresql":
-            return _search_postgresql(engine, q, filters, limit, model, exact=True) if model else []
+            return _search_postgresql(conn, q, filters, limit, model, exact=True) if model else []
         rows = conn.execute(select(_emb.c.paper_pk, _emb.c.vector)
                             .join(papers, papers.c.pk == _emb.c.paper_pk)
                             .where(_emb.c.model == model, *filters.conditions())).all()
@@ -238,7 +254,7 @@ def _ranked(scored: list[tuple[int, float]], limit: int) -> list[tuple[int, floa
 # PostgreSQL: pgvector HNSW -----------------------------------------------------------------------
 
 
-def _search_postgresql(engine: Engine, q: np.ndarray, filters: Filters, limit: int,
+def _search_postgresql(conn: Connection, q: np.ndarray, filters: Filters, limit: int,
                        model: str, *, exact: bool = False) -> list[tuple[int, float]]:
     """HNSW candidates (``ef_search`` = their number), then the filters; exact when too few pass.
 
@@ -249,23 +265,23 @@ def _search_postgresql(engine: Engine, q: np.ndarray, filters: Filters, limit: i
     """
     distance = _emb.c.vector.op("<=>", return_type=Float)(bindparam("q", q, type_=Vector(EMBEDDING_DIM)))
     conditions = filters.conditions()
-    with engine.begin() as conn:
-        k = max(PG_MIN_EF_SEARCH, MIN_CANDIDATES, CANDIDATE_FACTOR * limit)
-        while not exact and k <= PG_MAX_EF_SEARCH:
-            conn.execute(text(f"SET LOCAL hnsw.ef_search = {int(k)}"))
-            nearest = (select(_emb.c.paper_pk, distance.label("distance")).where(_emb.c.model == model)
-                       .order_by(distance).limit(k).cte("nearest").prefix_with("MATERIALIZED"))
-            rows = conn.execute(select(nearest.c.paper_pk, nearest.c.distance)
-                                .join(papers, papers.c.pk == nearest.c.paper_pk).where(*conditions)
-                                .order_by(nearest.c.distance, nearest.c.paper_pk).limit(limit)).all()
-            if len(rows) >= limit:
-                return [(pk, 1.0 - float(dist)) for pk, dist in rows]
-            k = PG_MAX_EF_SEARCH if k < PG_MAX_EF_SEARCH else PG_MAX_EF_SEARCH + 1
-        # Too few candidates pass the filters (or the caller wants the exact answer): an ORDER BY
-        # the HNSW index cannot serve makes the planner scan what the filters allow.
-        rows = conn.execute(select(_emb.c.paper_pk, distance).join(papers, papers.c.pk == _emb.c.paper_pk)
-                            .where(_emb.c.model == model, *conditions)
-                            .order_by(distance + literal(0.0), _emb.c.paper_pk).limit(limit)).all()
+    # SET LOCAL: until the end of the connection's transaction (begun by its first statement).
+    k = max(PG_MIN_EF_SEARCH, MIN_CANDIDATES, CANDIDATE_FACTOR * limit)
+    while not exact and k <= PG_MAX_EF_SEARCH:
+        conn.execute(text(f"SET LOCAL hnsw.ef_search = {int(k)}"))
+        nearest = (select(_emb.c.paper_pk, distance.label("distance")).where(_emb.c.model == model)
+                   .order_by(distance).limit(k).cte("nearest").prefix_with("MATERIALIZED"))
+        rows = conn.execute(select(nearest.c.paper_pk, nearest.c.distance)
+                            .join(papers, papers.c.pk == nearest.c.paper_pk).where(*conditions)
+                            .order_by(nearest.c.distance, nearest.c.paper_pk).limit(limit)).all()
+        if len(rows) >= limit:
+            return [(pk, 1.0 - float(dist)) for pk, dist in rows]
+        k = PG_MAX_EF_SEARCH if k < PG_MAX_EF_SEARCH else PG_MAX_EF_SEARCH + 1
+    # Too few candidates pass the filters (or the caller wants the exact answer): an ORDER BY
+    # the HNSW index cannot serve makes the planner scan what the filters allow.
+    rows = conn.execute(select(_emb.c.paper_pk, distance).join(papers, papers.c.pk == _emb.c.paper_pk)
+                        .where(_emb.c.model == model, *conditions)
+                        .order_by(distance + literal(0.0), _emb.c.paper_pk).limit(limit)).all()
     return [(pk, 1.0 - float(dist)) for pk, dist in rows]
 
 
@@ -313,46 +329,50 @@ def _visible_candidates(filters: Filters) -> Select:
     return select(papers.c.pk).select_from(checked).where(*conditions)
 
 
-def _search_sqlite(engine: Engine, index: VectorIndex, q: np.ndarray, filters: Filters,
-                   limit: int, exact: bool = True) -> list[tuple[int, float]]:
+def _search_sqlite(conn: Connection, index: VectorIndex, q: np.ndarray, filters: Filters,
+                   limit: int, exact: bool = True, checked: Check | None = None) -> list[tuple[int, float]]:
     """Candidates by int8 score, then the exact float re-rank under the filters, in one query.
 
     Not ``exact``: the int8 scores themselves (cosine within ~0.005), the filters checked on the
-    papers alone, no vectors read back (for the hybrid search's fusion, which needs no more)."""
+    papers alone (by ``checked`` when given), no vectors read back (for the hybrid search's fusion,
+    which needs no more)."""
     want = max(MIN_CANDIDATES, CANDIDATE_FACTOR * limit) if exact else limit
-    with engine.connect() as conn:
-        index.refresh(conn)
-        query = statement_for(filters, _candidate_vectors)
+    index.refresh(conn)
+    if checked is None:
         visible = statement_for(filters, _visible_candidates)
 
-        def rerank(scored: Scored, k: int) -> list[tuple[int, float]]:
-            if not exact:
-                approximate = scored.best(k)
-                kept = conn.execute(visible, {"pks": json.dumps(list(approximate)), "model": index.model}).scalars().all()
-                return _ranked([(pk, approximate[pk]) for pk in kept], len(kept))
-            pks = scored.top(k)
-            if not len(pks):
-                return []
-            rows = conn.execute(query, {"pks": json.dumps(pks.tolist()), "model": index.model}).all()
-            if not rows:
-                return []
-            matrix = np.frombuffer(b"".join(vec for _, vec in rows), dtype="<f4").reshape(len(rows), -1)
-            return _ranked(list(zip((pk for pk, _ in rows), (matrix @ q).tolist())), len(rows))
+        def checked(pks: list[int]) -> set[int]:
+            return set(conn.execute(visible, {"pks": json.dumps(pks), "model": index.model}).scalars())
 
-        # Post-filter: the best candidates overall, widened while too few pass (a filter that
-        # passes ~1 in 1,000 papers still finds its ten in the last round). Before the last round
-        # twice the results wanted must pass, so that the last one taken is well inside the
-        # candidates: near their int8 boundary the order is approximate (and less so far down).
-        scored = index.score(q)
-        k = want
-        for round_ in range(1, POST_FILTER_ROUNDS + 1):
-            found = rerank(scored, k)
-            enough = limit if round_ == POST_FILTER_ROUNDS or not exact else 2 * limit
-            if len(found) >= enough or k >= len(scored):
-                return found[:limit]
-            k *= 8
-        # Pre-filter: a selective filter; score only the papers it allows.
-        allowed = np.fromiter(conn.execute(select(papers.c.pk).join(_emb, _emb.c.paper_pk == papers.c.pk)
-                                           .where(_emb.c.model == index.model, *filters.conditions())
-                                           .order_by(papers.c.pk)).scalars(), np.int64)
-        return rerank(index.score(q, allowed), want)[:limit]
+    def rerank(scored: Scored, k: int) -> list[tuple[int, float]]:
+        if not exact:
+            approximate = scored.best(k)
+            kept = checked(list(approximate))
+            return _ranked([(pk, score) for pk, score in approximate.items() if pk in kept], len(kept))
+        pks = scored.top(k)
+        if not len(pks):
+            return []
+        rows = conn.execute(statement_for(filters, _candidate_vectors),
+                            {"pks": json.dumps(pks.tolist()), "model": index.model}).all()
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(vec for _, vec in rows), dtype="<f4").reshape(len(rows), -1)
+        return _ranked(list(zip((pk for pk, _ in rows), (matrix @ q).tolist())), len(rows))
+
+    # Post-filter: the best candidates overall, widened while too few pass (a filter that
+    # passes ~1 in 1,000 papers still finds its ten in the last round). Before the last round
+    # twice the results wanted must pass, so that the last one taken is well inside the
+    # candidates: near their int8 boundary the order is approximate (and less so far down).
+    scored = index.score(q)
+    k = want
+    for round_ in range(1, POST_FILTER_ROUNDS + 1):
+        found = rerank(scored, k)
+        enough = limit if round_ == POST_FILTER_ROUNDS or not exact else 2 * limit
+        if len(found) >= enough or k >= len(scored):
+            return found[:limit]
+        k *= 8
+    # Pre-filter: a selective filter; score only the papers it allows.
+    allowed = np.fromiter(conn.execute(select(papers.c.pk).join(_emb, _emb.c.paper_pk == papers.c.pk)
+                                       .where(_emb.c.model == index.model, *filters.conditions())
+                                       .order_by(papers.c.pk)).scalars(), np.int64)
+    return rerank(index.score(q, allowed), want)[:limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -17,14 +18,29 @@ from dailypapers.store.backend import configure_engine, engine_options
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for the URL; a SQLite file's folder is created when missing."""
+def open_engine(url: str, *, serving: bool = False) -> Engine:
+    """An engine for the URL; a SQLite file's folder is created when missing. ``serving``: for a
+    web worker (see ``backend.configure_engine``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **engine_options(parsed))
-    configure_engine(engine)
+    configure_engine(engine, serving=serving)
     return engine
+
+
+def database_file(engine: Engine) -> Path | None:
+    """A SQLite database's file, resolved (its indexes live beside it); None for an in-memory one or
+    PostgreSQL."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
+        return None
+    return _resolved(database)
+
+
+@lru_cache(maxsize=64)
+def _resolved(database: str) -> Path:  # a search asks every time: resolving costs a syscall per folder
+    return Path(database).expanduser().resolve()
 
 
 def _alembic_config() -> Config:

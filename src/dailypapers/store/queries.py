@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from dailypapers.store.backend import in_list
 from dailypapers.store.schema import organizations, papers, users
 
 visible = papers.c.hidden.is_(False)
@@ -112,12 +113,15 @@ def paper(engine: Engine, paper_id: str, *, include_hidden: bool = False) -> dic
     return dict(row) if row else None
 
 
+_VISIBLE_BY_PK = _with_org().where(visible, in_list(papers.c.pk, "pks"))
+
+
 def papers_by_pk(engine: Engine, pks: list[int]) -> list[dict]:
     """Rows in the order of ``pks`` (hidden ones left out)."""
     if not pks:
         return []
     with engine.connect() as conn:
-        rows = {r["pk"]: dict(r) for r in conn.execute(_with_org().where(visible, papers.c.pk.in_(pks))).mappings()}
+        rows = {r["pk"]: dict(r) for r in conn.execute(_VISIBLE_BY_PK, {"pks": pks}).mappings()}
     return [rows[pk] for pk in pks if pk in rows]
 
 

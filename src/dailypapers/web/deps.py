@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from dailypapers import accounts
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+TEMPLATES.env.auto_reload = False  # read once per process, not checked on disk for every page
 SESSION_COOKIE = "dp_session"
 CSRF_COOKIE = "dp_csrf"
 
