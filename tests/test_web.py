@@ -304,7 +304,7 @@ def test_served_connections_turn_nagle_off():
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-    from dailypapers.web.protocol import NoDelayH11Protocol
+    from dailypapers.web.protocol import NoDelayHttpToolsProtocol
 
     listener = socket.create_server(("127.0.0.1", 0))
     client = socket.create_connection(listener.getsockname())
@@ -317,8 +317,8 @@ def test_served_connections_turn_nagle_off():
                     "peername": accepted.getpeername()}.get(name, default)
 
     async def connect() -> None:
-        config = Config(app=lambda scope, receive, send: None, http=NoDelayH11Protocol)
-        protocol = NoDelayH11Protocol(config=config, server_state=ServerState(), app_state={})
+        config = Config(app=lambda scope, receive, send: None, http=NoDelayHttpToolsProtocol)
+        protocol = NoDelayHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
         protocol.connection_made(Transport())
 
     try:

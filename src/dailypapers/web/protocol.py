@@ -1,4 +1,4 @@
-"""uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
+"""uvicorn's HTTP/1.1 protocol (httptools' C parser) with Nagle's algorithm off on every connection.
 
 With ``--workers`` above 1, uvicorn hands the listening socket to its worker processes, and the
 sockets accepted there no longer look like TCP to asyncio (their ``proto`` reads 0), so asyncio
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import socket
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-class NoDelayH11Protocol(H11Protocol):
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport) -> None:  # noqa: ANN001
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -14,13 +14,15 @@ import socket
 from multiprocessing.connection import wait
 
 APP = "dailypapers.web.app:create_app"
-PROTOCOL = "dailypapers.web.protocol:NoDelayH11Protocol"
+# httptools' C parser and uvloop (measured at 100k papers, 2 workers, 16 clients: static file
+# 2,503 -> 2,965 requests/s, a paper page 871 -> 1,100 against h11 and asyncio's loop).
+PROTOCOL = "dailypapers.web.protocol:NoDelayHttpToolsProtocol"
 
 
 def _config(**options):  # noqa: ANN003, ANN202
     import uvicorn
 
-    return uvicorn.Config(APP, factory=True, http=PROTOCOL, **options)
+    return uvicorn.Config(APP, factory=True, http=PROTOCOL, loop="uvloop", **options)
 
 
 def _listen(host: str, port: int) -> socket.socket:
