@@ -145,8 +145,8 @@ class _Rows:
     def passing(self, pks: list[int] | set[int]) -> set[int]:
         if new := [pk for pk in pks if pk not in self._read]:
             self._read.update(new)
-            for row in self.conn.execute(self.statement, {"pks": new, "model": self.model}).mappings():
-                self.rows[row["pk"]] = dict(row)
+            for row in self.conn.execute(self.statement, {"pks": new, "model": self.model}):
+                self.rows[row[0]] = dict(zip(_SORT_KEYS, row))
         return {pk for pk in pks if pk in self.rows}
 
     def with_vector(self, pks: list[int] | set[int]) -> set[int]:
@@ -186,8 +186,8 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
     sort_keys = {pk: rows.rows[pk] for pk in rows.passing(pks)}
     cov = 1.0
     if text and dense and mode == "hybrid":
-        best = _papers(conn, {max(text, key=text.get)})
-        cov = next((coverage(query, r["title"], r["summary"]) for r in best.values()), 1.0)
+        best = conn.execute(_TITLE_AND_SUMMARY, {"pk": max(text, key=text.get)}).first()
+        cov = coverage(query, *best) if best else 1.0
     if query.phrases or query.authors or query.excluded:
         # Required words were asked for: only the text side's candidates qualify.
         dense = {pk: s for pk, s in dense.items() if pk in text}
@@ -224,11 +224,11 @@ def search(
         if row:
             return SearchPage(query, filters, [Hit(row, 1.0, title_html=Markup.escape(row["title"]))], 1,
                               paper_id=row["id"])
-    found = gather(engine, query, filters, embedder, mode, max(CANDIDATES, offset + limit))
-    text, dense, rows, pks = found.text, found.dense, found.rows, found.pks
-    scores = fuse(text, dense, found.coverage, mode, dense_weight, found.phrase)
-    ordered = _sorted(pks, scores, rows, sort)[offset: offset + limit]
     with engine.connect() as conn:
+        found = _gather(conn, query, filters, embedder, mode, max(CANDIDATES, offset + limit))
+        text, dense, rows, pks = found.text, found.dense, found.rows, found.pks
+        scores = fuse(text, dense, found.coverage, mode, dense_weight, found.phrase)
+        ordered = _sorted(pks, scores, rows, sort)[offset: offset + limit]
         shown = _papers(conn, set(ordered))
     hits = []
     for pk in (pk for pk in ordered if pk in shown):
@@ -243,7 +243,8 @@ _PAPERS = (select(papers, organizations.c.name.label("organization_name"),
                   organizations.c.fullname.label("organization_fullname"))
            .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
            .where(in_list(papers.c.pk, "pks")))
-_SORT_KEYS = ("pk", "id", "published_at", "upvotes", "submitted_on_daily_at")
+_TITLE_AND_SUMMARY = select(papers.c.title, papers.c.summary).where(papers.c.pk == bindparam("pk"))
+_SORT_KEYS = ("pk", "id", "published_at", "upvotes", "submitted_on_daily_at", "has_vector")
 
 
 def _sort_keys_query(filters: Filters) -> Select:
@@ -251,7 +252,7 @@ def _sort_keys_query(filters: Filters) -> Select:
     their whole rows afterwards), and whether each has an embedding of the model."""
     has_vector = paper_embeddings.c.paper_pk.is_not(None).label("has_vector")
     embedded = and_(paper_embeddings.c.paper_pk == papers.c.pk, paper_embeddings.c.model == bindparam("model"))
-    return (select(*(papers.c[k] for k in _SORT_KEYS), has_vector)
+    return (select(*(papers.c[k] for k in _SORT_KEYS[:-1]), has_vector)
             .select_from(papers.outerjoin(paper_embeddings, embedded))
             .where(in_list(papers.c.pk, "pks"), *filters.conditions()))
 

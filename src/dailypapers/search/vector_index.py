@@ -54,7 +54,8 @@ REBUILD_AFTER = 50_000  # rows newer than the index file above which a search re
 _emb = paper_embeddings
 # Every search asks for the rows written since the file (built once: a search runs them as they are).
 _IS_NEWER = (_emb.c.seq > bindparam("seq"), _emb.c.model == bindparam("model"))
-_NEWER = select(_emb.c.seq, _emb.c.paper_pk, _emb.c.vector).where(*_IS_NEWER).order_by(_emb.c.seq)
+_NEWER = (select(_emb.c.seq, _emb.c.paper_pk, _emb.c.vector).where(*_IS_NEWER).order_by(_emb.c.seq)
+          .limit(REBUILD_AFTER + 1))  # more: the file is rebuilt instead
 _NEWER_COUNT = select(func.count()).select_from(
     select(_emb.c.seq).where(*_IS_NEWER).limit(REBUILD_AFTER + 1).subquery())
 
@@ -221,10 +222,12 @@ class VectorIndex:
         the file now, one process at a time; the others wait for it and load it.
         """
         self._reload_if_replaced()
-        if self._too_many_newer(conn, self._tail.seq):
-            self._rebuild_now()
         tail = self._tail
         rows = conn.execute(_NEWER, {"seq": tail.seq, "model": self.model}).all()
+        if len(rows) > REBUILD_AFTER:
+            self._rebuild_now()
+            tail = self._tail
+            rows = conn.execute(_NEWER, {"seq": tail.seq, "model": self.model}).all()
         if not rows:
             return
         with self._lock:
