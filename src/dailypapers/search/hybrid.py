@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -161,21 +162,35 @@ def gather(engine: Engine, query: Query, filters: Filters, embedder, mode: Mode,
 
 
 def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: int) -> Candidates:  # noqa: ANN001
+    from dailypapers.search.vectors import nearest, similarities
+
     rows = _Rows(conn, filters, embedder.name if embedder is not None else None)
     vector = None
-    dense: dict[int, float] = {}
     if embedder is not None and mode != "text" and (query.terms or query.phrases):
-        from dailypapers.search.vectors import nearest
-
         vector = query_vector(embedder, query.raw)
+
+    def dense_side(checked: Callable[[list[int]], set[int]]) -> dict[int, float]:
+        if vector is None:
+            return {}
         # int8 cosines (within ~0.005) are plenty for fusion, and skip reading 400 vectors back.
-        dense = dict(nearest(conn, vector, filters, wanted, model=embedder.name, exact=False,
-                             checked=rows.with_vector))
-    text = {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted, rows.passing)}
+        return dict(nearest(conn, vector, filters, wanted, model=embedder.name, exact=False, checked=checked))
+
+    def text_side(checked: Callable[[list[int]], set[int]]) -> dict[int, float]:
+        return {} if mode == "dense" else {h.pk: h.score for h in text_search(conn, query, filters, wanted, checked)}
+
+    if filters.active:
+        dense, text = dense_side(rows.with_vector), text_side(rows.passing)
+    else:
+        # Nearly every candidate passes (hidden papers and dropped embeddings are rare): both sides'
+        # candidates are checked in one query, and a side that lost one runs again, checked.
+        dense, text = dense_side(set), text_side(set)
+        rows.passing(set(dense) | set(text))
+        if len(rows.with_vector(dense)) < len(dense):
+            dense = dense_side(rows.with_vector)
+        if len(rows.passing(text)) < len(text):
+            text = text_side(rows.passing)
     missing = [pk for pk in text if pk not in dense]
     if vector is not None and missing:  # text-only candidates get their cosine too
-        from dailypapers.search.vectors import similarities
-
         dense.update(similarities(conn, vector, sorted(rows.with_vector(missing)), embedder.name, present=True))
     if not query.terms and not query.phrases and not query.authors and not text:
         # Filters alone: browse what they select.
