@@ -8,7 +8,7 @@ from dailypapers import accounts, community
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods, shape
-from dailypapers.web.deps import Db
+from dailypapers.web.deps import Db, one_search_at_a_time
 from dailypapers.web.periods import PeriodError
 
 router = APIRouter(prefix="/api", tags=["papers"])
@@ -47,12 +47,15 @@ def daily_papers(
 
 
 @router.get("/papers/search", summary="Search papers by words and by meaning")
-def search_papers(request: Request, engine: Db, q: str = Query(..., max_length=10_000),
-                  limit: int = Query(20, ge=1, le=100)) -> list[dict]:
-    page = search(engine, q, limit=limit, embedder=request.app.state.embedder())
-    rows = [h.paper for h in page.hits]
-    counts = community.comment_counts(engine, [r["id"] for r in rows])
-    return [shape.daily_item(r, counts.get(r["id"], 0)) for r in rows]
+async def search_papers(request: Request, engine: Db, q: str = Query(..., max_length=10_000),
+                        limit: int = Query(20, ge=1, le=100)) -> list[dict]:
+    def found() -> list[dict]:
+        page = search(engine, q, limit=limit, embedder=request.app.state.embedder())
+        rows = [h.paper for h in page.hits]
+        counts = community.comment_counts(engine, [r["id"] for r in rows])
+        return [shape.daily_item(r, counts.get(r["id"], 0)) for r in rows]
+
+    return await one_search_at_a_time(request, found)
 
 
 @router.get("/papers/{paper_id:path}", summary="One paper (the API equivalent of the paper page)")

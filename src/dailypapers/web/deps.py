@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
@@ -83,3 +86,21 @@ def set_csrf_cookie(request: Request, response) -> None:  # noqa: ANN001
     if request.cookies.get(CSRF_COOKIE) != csrf_token(request):
         response.set_cookie(CSRF_COOKIE, csrf_token(request), httponly=True, samesite="lax",
                             secure=request.url.scheme == "https", max_age=60 * 60 * 24 * 365)
+
+
+# Search pages a worker process works on at once; the others wait their turn, first come first
+# served. A search page is ~10 ms of CPU in Python, SQLite and native code: side by side in threads
+# they only fight over the GIL (measured, one worker, 8 clients: 12.3 ms of CPU a page instead of
+# 10.1, and a threading semaphore let late arrivals jump the queue: p95 1.6 x p50).
+SEARCHES_AT_ONCE = 1
+T = TypeVar("T")
+
+
+async def one_search_at_a_time(request: Request, page: Callable[..., T], *args: object) -> T:
+    """``page(*args)`` in a worker thread, when this process's turn for searches comes."""
+    loop = asyncio.get_running_loop()
+    gate = getattr(request.app.state, "search_gate", None)
+    if gate is None or gate[0] is not loop:  # one per event loop (tests run several)
+        gate = request.app.state.search_gate = (loop, asyncio.Semaphore(SEARCHES_AT_ONCE))
+    async with gate[1]:
+        return await run_in_threadpool(page, *args)

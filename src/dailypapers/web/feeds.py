@@ -12,6 +12,7 @@ from feedgen.feed import FeedGenerator
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods
+from dailypapers.web.deps import one_search_at_a_time
 from dailypapers.web.pages import parse_filters
 from dailypapers.web.periods import PeriodError
 
@@ -59,10 +60,15 @@ def daily(request: Request, kind: str, date: str | None = None) -> Response:
 
 
 @router.get("/search.{kind}", summary="A search as RSS or Atom")
-def search_feed(request: Request, kind: str, q: str = "") -> Response:
+async def search_feed(request: Request, kind: str, q: str = "") -> Response:
     if len(q) > 10_000:
         raise HTTPException(400, "q: a query has at most 10,000 characters")
-    page = search(request.app.state.engine, q, filters=parse_filters(request), sort="newest", limit=50,
-                  embedder=request.app.state.embedder())
-    link = "/search?" + urlencode({"q": q})
-    return _feed(request, f"Papers matching {q!r}", link, [h.paper for h in page.hits], kind)
+    filters = parse_filters(request)
+
+    def feed() -> Response:
+        page = search(request.app.state.engine, q, filters=filters, sort="newest", limit=50,
+                      embedder=request.app.state.embedder())
+        link = "/search?" + urlencode({"q": q})
+        return _feed(request, f"Papers matching {q!r}", link, [h.paper for h in page.hits], kind)
+
+    return await one_search_at_a_time(request, feed)

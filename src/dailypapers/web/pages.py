@@ -17,16 +17,11 @@ from dailypapers.search.filters import SORTS, Filters
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods
-from dailypapers.web.deps import Db, User, render
+from dailypapers.web.deps import Db, User, one_search_at_a_time, render
 from dailypapers.web.periods import Period, PeriodError
 
 router = APIRouter()
 PAGE_SIZE = 30
-# Searches a worker process runs at once; more wait their turn. A search is CPU work in Python,
-# SQLite and native code: beyond a couple at a time, threads only fight over the GIL and the
-# cores (measured at 100k papers, 2 cores, 2 workers: 46 searches/s with 2 clients, 24 with 16).
-SEARCHES_AT_ONCE = 1
-_searching = threading.BoundedSemaphore(SEARCHES_AT_ONCE)
 
 
 def decorate(engine, user: dict | None, rows: list[dict]) -> list[dict]:  # noqa: ANN001
@@ -115,7 +110,11 @@ def parse_filters(request: Request) -> Filters:
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search_page(request: Request, engine: Db, user: User) -> Response:
+async def search_page(request: Request, engine: Db, user: User) -> Response:
+    return await one_search_at_a_time(request, _search_page, request, engine, user)
+
+
+def _search_page(request: Request, engine, user: dict | None) -> Response:  # noqa: ANN001
     q = request.query_params.get("q", "")
     sort = request.query_params.get("sort", "relevance")
     if sort not in SORTS:
@@ -128,9 +127,8 @@ def search_page(request: Request, engine: Db, user: User) -> Response:
     results = None
     if q.strip() or filters.active:
         embedder = request.app.state.embedder()
-        with _searching:
-            results = search(engine, q, filters=filters, sort=sort, limit=PAGE_SIZE,
-                             offset=(page_number - 1) * PAGE_SIZE, embedder=embedder)
+        results = search(engine, q, filters=filters, sort=sort, limit=PAGE_SIZE,
+                         offset=(page_number - 1) * PAGE_SIZE, embedder=embedder)
         if results.paper_id:
             return RedirectResponse(f"/papers/{results.paper_id}", status_code=303)
         decorate(engine, user, [h.paper for h in results.hits])
