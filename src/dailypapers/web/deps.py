@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import secrets
 from collections.abc import Callable
@@ -103,4 +104,20 @@ async def one_search_at_a_time(request: Request, page: Callable[..., T], *args: 
     if gate is None or gate[0] is not loop:  # one per event loop (tests run several)
         gate = request.app.state.search_gate = (loop, asyncio.Semaphore(SEARCHES_AT_ONCE))
     async with gate[1]:
-        return await run_in_threadpool(page, *args)
+        result = await run_in_threadpool(page, *args)
+    _freeze_once()
+    return result
+
+
+_frozen = False
+
+
+def _freeze_once() -> None:
+    """After a process's first search: what it loaded to stay (the model, the indexes, compiled
+    statements) is left out of the garbage collector's full passes, which walked it all every few
+    seconds under load (measured at 100k papers: 78 ms a pass, then 2 ms; the pauses made the
+    slowest 5% of search pages)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()

@@ -35,9 +35,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int) -> None:
+def _worker(host: str, port: int, counts, me: int) -> None:  # noqa: ANN001
     import uvicorn
 
+    from dailypapers.web.protocol import share_connection_counts
+
+    share_connection_counts(counts, me)
     uvicorn.Server(_config()).run(sockets=[_listen(host, port)])
 
 
@@ -50,7 +53,8 @@ def serve(host: str, port: int, workers: int) -> None:
         return
     _listen(host, port).close()  # the address is free (or fails here, with one clear error)
     spawn = multiprocessing.get_context("spawn")
-    processes = [spawn.Process(target=_worker, args=(host, port), name=f"dailypapers-web-{n}")
+    counts = spawn.RawArray("i", workers)  # open connections per worker (see protocol.py)
+    processes = [spawn.Process(target=_worker, args=(host, port, counts, n), name=f"dailypapers-web-{n}")
                  for n in range(workers)]
 
     def stop(*_: object) -> None:
