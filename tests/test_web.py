@@ -294,6 +294,71 @@ def test_password_reset_by_link(site, monkeypatch):
     assert again.status_code == 400 and "This reset link has expired or was already used." in again.text
 
 
+def test_a_worker_over_its_share_of_connections_asks_the_client_to_reconnect():
+    """Kept-alive connections stay where the kernel put them; a worker holding more than its share
+    answers with Connection: close, so that the client reconnects and lands anew."""
+    import asyncio
+    import multiprocessing
+    import threading
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from dailypapers.web import protocol
+
+    async def app(scope, receive, send):  # noqa: ANN001, ANN202
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent, self.closed = b"", False
+
+        def get_extra_info(self, name, default=None):  # noqa: ANN001, ANN202
+            return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+        def write(self, data: bytes) -> None:
+            self.sent += data
+
+        def close(self) -> None:
+            self.closed = True
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+    def serve_one(counts_before: list[int]) -> tuple[bytes, bool, list[int]]:
+        counts = multiprocessing.get_context("spawn").RawArray("i", counts_before)
+        protocol.share_connection_counts(counts, 0)
+        transport = Transport()
+
+        async def run() -> None:
+            config = Config(app=app, http=protocol.NoDelayHttpToolsProtocol)
+            config.load()
+            served = protocol.NoDelayHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+            served.connection_made(transport)
+            served.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            for _ in range(100):
+                if b"ok" in transport.sent:
+                    break
+                await asyncio.sleep(0.01)
+
+        thread = threading.Thread(target=asyncio.run, args=(run(),))  # the suite may run a loop here
+        thread.start()
+        thread.join()
+        return transport.sent.lower(), transport.closed, list(counts)
+
+    try:
+        # This worker holds 2 of the 2 open connections (its share: 1): the response closes this one.
+        sent, closed, counts = serve_one([1, 0])
+        assert b"200 ok" in sent and b"connection: close" in sent and closed and counts == [2, 0]
+        # 1 of 2 open connections: its share, kept alive.
+        sent, closed, counts = serve_one([0, 1])
+        assert b"200 ok" in sent and b"connection: close" not in sent and not closed and counts == [1, 1]
+    finally:
+        protocol.share_connection_counts(None, 0)
+
+
 def test_served_connections_turn_nagle_off():
     """`dailypapers serve --workers 2` hands its socket to worker processes, where asyncio no longer
     sets TCP_NODELAY; our protocol does, so a kept-alive response is not held for a delayed ACK."""
