@@ -396,3 +396,47 @@ def test_served_connections_turn_nagle_off():
     finally:
         for s in (client, accepted, listener):
             s.close()
+
+
+def test_search_pages_run_one_at_a_time_in_arrival_order(site, monkeypatch):
+    """A worker works on one search page at a time (HTML, API and feed share the queue), in the
+    order the requests came: threads side by side only fight over the GIL."""
+    import threading
+    import time
+
+    from dailypapers.web import api, pages
+
+    running, overlaps, order = [], [], []
+    lock = threading.Lock()
+    real_search = pages.search
+
+    def slow_search(engine, q, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        with lock:
+            running.append(q)
+            overlaps.append(len(running))
+            order.append(q)
+        time.sleep(0.1)
+        try:
+            return real_search(engine, q, **kwargs)
+        finally:
+            with lock:
+                running.remove(q)
+
+    monkeypatch.setattr(pages, "search", slow_search)
+    monkeypatch.setattr(api, "search", slow_search)
+    paths = [f"/search?q=robot+{n}" if n % 2 else f"/api/papers/search?q=robot+{n}" for n in range(6)]
+    statuses = {}
+
+    def get(path: str) -> None:
+        statuses[path] = site.get(path).status_code
+
+    threads = []
+    for path in paths:  # one after the other, each request sent while the earlier ones wait
+        threads.append(threading.Thread(target=get, args=(path,)))
+        threads[-1].start()
+        time.sleep(0.03)
+    for thread in threads:
+        thread.join()
+    assert statuses == dict.fromkeys(paths, 200)
+    assert max(overlaps) == 1
+    assert order == [f"robot {n}" for n in range(6)]

@@ -120,4 +120,5 @@ def _freeze_once() -> None:
     global _frozen
     if not _frozen:
         _frozen = True
+        gc.collect()  # what is garbage already must not be kept for good
         gc.freeze()
