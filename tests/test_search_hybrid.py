@@ -82,6 +82,10 @@ def test_filters_sorts_and_paging(corpus, embedder):
     assert len(first) == len(second) == 5 and not set(first) & set(second)
     assert all(h.paper["github_repo"] for h in search(corpus, "robot", embedder=embedder,
                                                        filters=Filters(has_code=True)).hits)
+    # Results go 1,000 deep at most: further would make each side gather that many candidates.
+    assert len(search(corpus, "robot", embedder=embedder, limit=10, offset=990).hits) == 0
+    with pytest.raises(ValueError, match="results go no deeper than 1,000"):
+        search(corpus, "robot", embedder=embedder, limit=10, offset=991)
 
 
 def test_required_words_limit_dense_candidates(corpus, embedder):

@@ -237,6 +237,8 @@ def test_limit_hidden_papers_and_scores(corpus):
     engine, pks = corpus
     assert len(search(corpus, "models", limit=2)) == 2
     assert search(corpus, "models", limit=0) == []
+    # More than there are papers: all of them, no room made for the rest (it once aborted the process).
+    assert len(search(corpus, "models", limit=10**12)) == len(search(corpus, "models", limit=len(CORPUS)))
     with engine.connect() as conn:
         hits = text_search(conn, parse_query("transformers"), Filters(), 10)
     assert [h.pk for h in hits] == [pks[1], pks[2]] and hits[0].score > hits[1].score > 0

@@ -92,6 +92,9 @@ def test_search_highlights_and_filters(site):
     ("/search?q=x&since=tomorrow", 400, "since: &#39;tomorrow&#39; is not a date"),
     ("/search?q=x&sort=random", 400, "sort must be one of"),
     ("/search?q=x&page=two", 400, "page must be a number"),
+    # A page far down once made each side ask for billions of candidates (Tantivy aborted the process).
+    ("/search?q=x&page=100000000", 400, "page: search results go no further than page 33"),
+    ("/search?q=x&page=99999999999999999999", 400, "page: search results go no further than page 33"),
     ("/?sort=random", 400, "sort must be upvotes, publishedAt or trending"),
     ("/no/such/page", 404, "Not Found"),
     ("/account", 401, "Sign in to do that."),

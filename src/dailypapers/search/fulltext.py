@@ -172,6 +172,9 @@ class FullTextIndex:
     def top(self, query: tantivy.Query, limit: int) -> list[tuple[int, float]]:
         """(paper pk, score) of the best ``limit`` matches, best first."""
         searcher = self._current()[0]
+        limit = min(limit, searcher.num_docs)  # Tantivy allocates room for ``limit`` hits up front
+        if limit <= 0:
+            return []
         hits = searcher.search(query, limit, count=False).hits
         if not hits:
             return []

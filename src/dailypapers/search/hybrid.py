@@ -34,6 +34,7 @@ from dailypapers.store.schema import organizations, paper_embeddings, papers
 
 Mode = Literal["hybrid", "text", "dense", "rrf"]
 CANDIDATES = 100  # per side, before fusion
+MAX_RESULTS = 1_000  # how deep results go (offset + limit): each side gathers that many candidates
 DENSE_WEIGHT = 0.5
 RRF_K = 60
 PHRASE_BONUS = 0.5  # for papers with the query's words side by side, as the user typed them
@@ -231,6 +232,8 @@ def search(
 ) -> SearchPage:
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+    if offset < 0 or limit < 0 or offset + limit > MAX_RESULTS:
+        raise ValueError(f"results go no deeper than {MAX_RESULTS:,} (offset + limit)")
     query = parse_query(raw_query)
     if query.categories:
         filters = replace(filters, categories=tuple(filters.categories) + query.categories)

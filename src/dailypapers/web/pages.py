@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from dailypapers import community
 from dailypapers.bibtex import bibtex
 from dailypapers.search.filters import SORTS, Filters
-from dailypapers.search.hybrid import search
+from dailypapers.search.hybrid import MAX_RESULTS, search
 from dailypapers.store import queries
 from dailypapers.web import periods
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
@@ -22,6 +22,7 @@ from dailypapers.web.periods import Period, PeriodError
 
 router = APIRouter()
 PAGE_SIZE = 30
+LAST_PAGE = MAX_RESULTS // PAGE_SIZE
 
 
 def decorate(engine, user: dict | None, rows: list[dict]) -> list[dict]:  # noqa: ANN001
@@ -123,6 +124,8 @@ def _search_page(request: Request, engine, user: dict | None) -> Response:  # no
         page_number = max(1, int(request.query_params.get("page", "1")))
     except ValueError:
         raise HTTPException(400, "page must be a number") from None
+    if page_number > LAST_PAGE:
+        raise HTTPException(400, f"page: search results go no further than page {LAST_PAGE}")
     filters = parse_filters(request)
     results = None
     if q.strip() or filters.active:
