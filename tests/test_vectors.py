@@ -398,6 +398,24 @@ def test_a_search_rebuilds_a_file_that_fell_far_behind(sqlite_engine, tmp_path, 
     assert index.header["built_at"] > built and len(index) == 280 and len(index._tail.pks) == 0
 
 
+def test_a_search_rebuilds_a_file_that_fell_behind_a_few_rows_at_a_time(sqlite_engine, tmp_path, monkeypatch):
+    """The rows newer than the file count together, however many searches read them in between."""
+    x = _store_generated(sqlite_engine, 300)
+    index = rebuild_index(sqlite_engine, tmp_path / "vectors", "generated")
+    built = index.header["built_at"]
+    pks = pk_of(sqlite_engine)
+    monkeypatch.setattr(vector_index, "REBUILD_AFTER", 5)
+    for batch in (range(7, 37, 10), range(37, 67, 10)):  # 3 rows, a search, 3 more rows, a search
+        with sqlite_engine.begin() as conn:
+            conn.execute(update(papers).where(papers.c.pk.in_([pks[i] for i in batch])).values(hidden=False))
+            conn.execute(paper_embeddings.insert(), [{"paper_pk": pks[i], "model": "generated",
+                                                      "vector": x[i - 1].tobytes(), "seq": 1000 + i}
+                                                     for i in batch])
+        last = batch[-1]
+        assert vector_search(sqlite_engine, x[last - 1], Filters(), 1, index=index)[0][0] == pks[last]
+    assert index.header["built_at"] > built and len(index) == 276 and len(index._tail.pks) == 0
+
+
 def test_reindex_on_either_database_keeps_the_results(embedded, embedder):
     q = _query(embedder, PARAPHRASES[0][0])
     before = vector_search(embedded, q, Filters(), 10)

@@ -19,13 +19,13 @@ PostgreSQL keeps its full text inside the database (text.py): several web hosts 
 
 from __future__ import annotations
 
-import fcntl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import tantivy
+from filelock import FileLock, Timeout
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select
@@ -136,36 +136,42 @@ class FullTextIndex:
             self._lock.release()
 
     def _catch_up(self, conn: Connection, wait: bool, rebuild: bool) -> int:
-        with _file_lock(self.path, wait) as locked:
-            if not locked:
+        if self.path is None:  # in memory: this process's lock is enough
+            return self._write(conn, rebuild)
+        try:
+            with FileLock(self.path.parent / f".{self.path.name}.lock", timeout=-1 if wait else 0):
+                return self._write(conn, rebuild)
+        except Timeout:  # another process is writing it
+            return 0
+
+    def _write(self, conn: Connection, rebuild: bool) -> int:
+        try:
+            writer = self.index.writer(WRITER_HEAP, WRITER_THREADS)
+        except ValueError as exc:
+            if "LockBusy" in str(exc):  # Tantivy's own lock: a writer outside our lock file (rare)
                 return 0
-            try:
-                writer = self.index.writer(WRITER_HEAP, WRITER_THREADS)
-            except ValueError as exc:
-                if "LockBusy" in str(exc):  # Tantivy's own lock: a writer outside our lock file (rare)
-                    return 0
-                raise
-            try:
-                if rebuild:
-                    writer.delete_all_documents()
-                after = (0, 0) if rebuild else (self.seq(), 0)
-                written = 0
-                while rows := _changed(conn, after, CHUNK):
-                    for pk, seq, title, summary, authors in rows:
-                        writer.delete_documents_by_term("pk", pk)
-                        writer.add_document(tantivy.Document(
-                            pk=pk, seq=seq, text=[title] * TITLE_REPEAT + [summary], authors=authors or ""))
-                    writer.commit()  # per chunk: the writer's memory stays bounded
-                    written += len(rows)
-                    after = (rows[-1][1], rows[-1][0])
-                if rebuild and not written:
-                    writer.commit()
-                writer.wait_merging_threads()
-                self._commits += 1
-            except BaseException:
-                writer.rollback()
-                raise
-            return written
+            raise
+        try:
+            if rebuild:
+                writer.delete_all_documents()
+            after = (0, 0) if rebuild else (self.seq(), 0)
+            written = 0
+            while rows := _changed(conn, after, CHUNK):
+                for pk, seq, title, summary, authors in rows:
+                    writer.delete_documents_by_term("pk", pk)
+                    writer.add_document(tantivy.Document(
+                        pk=pk, seq=seq, text=[title] * TITLE_REPEAT + [summary], authors=authors or ""))
+                writer.commit()  # per chunk: the writer's memory stays bounded
+                written += len(rows)
+                after = (rows[-1][1], rows[-1][0])
+            if rebuild and not written:
+                writer.commit()
+            writer.wait_merging_threads()
+            self._commits += 1
+        except BaseException:
+            writer.rollback()
+            raise
+        return written
 
     # searching
 
@@ -189,31 +195,6 @@ def _changed(conn: Connection, after: tuple[int, int], limit: int) -> list[tuple
         select(papers.c.pk, papers.c.text_seq, papers.c.title, papers.c.summary, backend.author_names(conn))
         .where(or_(papers.c.text_seq > seq, and_(papers.c.text_seq == seq, papers.c.pk > pk)))
         .order_by(papers.c.text_seq, papers.c.pk).limit(limit)).all()
-
-
-class _file_lock:
-    """An exclusive lock file beside the index (no-op for an in-memory index)."""
-
-    def __init__(self, path: Path | None, wait: bool):
-        self.file = path.parent / f".{path.name}.lock" if path else None
-        self.wait = wait
-
-    def __enter__(self) -> bool:
-        if self.file is None:
-            return True
-        self.handle = self.file.open("a")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            self.handle.close()
-            self.handle = None
-            return False
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None and self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
 
 
 _OPEN_AT_MOST = 16  # indexes a process keeps open (a process serves one database; tests make many)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
@@ -218,13 +219,14 @@ class VectorIndex:
     def refresh(self, conn: Connection) -> None:
         """Reload the file if another process replaced it; read the rows written since it was built.
 
-        More than ``REBUILD_AFTER`` such rows (an interrupted ``dailypapers embed``, say): rebuild
-        the file now, one process at a time; the others wait for it and load it.
+        More than ``REBUILD_AFTER`` rows newer than the file, whether they came at once (an
+        interrupted ``dailypapers embed``, say) or a few at a time: rebuild the file now, one
+        process at a time; the others wait for it and load it.
         """
         self._reload_if_replaced()
         tail = self._tail
         rows = conn.execute(_NEWER, {"seq": tail.seq, "model": self.model}).all()
-        if len(rows) > REBUILD_AFTER:
+        if len(tail.pks) + len(rows) > REBUILD_AFTER:
             self._rebuild_now()
             tail = self._tail
             rows = conn.execute(_NEWER, {"seq": tail.seq, "model": self.model}).all()
@@ -240,23 +242,14 @@ class VectorIndex:
 
     def _rebuild_now(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, self.path.with_name(f".{self.path.name}.lock").open("a") as lock:
-            try:
-                import fcntl
-            except ImportError:  # pragma: no cover - not POSIX
-                fcntl = None
-            if fcntl:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # wait while another process rebuilds it
-            try:
-                self._reload_if_replaced()
-                with self.engine.connect() as conn:
-                    if not self._too_many_newer(conn, self._tail.seq):
-                        return  # the other process's file is recent enough
-                VectorIndex.build(self.engine, self.path, self.model)
-                self.load()
-            finally:
-                if fcntl:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+        # Waits while another process rebuilds it.
+        with self._lock, FileLock(self.path.with_name(f".{self.path.name}.lock")):
+            self._reload_if_replaced()
+            with self.engine.connect() as conn:
+                if not self._too_many_newer(conn, self.seq):
+                    return  # the other process's file is recent enough
+            VectorIndex.build(self.engine, self.path, self.model)
+            self.load()
 
     # scoring
 
