@@ -13,10 +13,9 @@ outweigh a strong semantic match. Weights are tuned on SciFact's train split (be
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -108,30 +107,16 @@ class Candidates:
 
     text: dict[int, float]  # pk -> BM25-style score
     dense: dict[int, float]  # pk -> cosine similarity
-    rows: dict[int, dict]  # pk -> what sorting needs of the paper (see _sort_keys)
+    rows: dict[int, dict]  # pk -> what sorting needs of the paper (see _sort_keys_query)
     pks: set[int]  # the candidates that qualify
     coverage: float  # share of the query's words in the text side's best hit
     phrase: set[int] = field(default_factory=set)  # candidates with the query's words side by side
 
 
-_QUERY_VECTORS = 1024  # queries whose embedding is kept: the next page, another sort or filter reuse it
-_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-_vectors_lock = threading.Lock()
-
-
+@lru_cache(maxsize=1024)  # the next page, another sort or filter reuse the query's embedding
 def query_vector(embedder, text: str) -> np.ndarray:  # noqa: ANN001
-    """The query's embedding, from a small LRU cache (4 ms of a search's CPU when it is computed)."""
-    key = (embedder.name, text)
-    with _vectors_lock:
-        if (vector := _vectors.get(key)) is not None:
-            _vectors.move_to_end(key)
-            return vector
-    vector = embedder.embed([text])[0]
-    with _vectors_lock:
-        _vectors[key] = vector
-        while len(_vectors) > _QUERY_VECTORS:
-            _vectors.popitem(last=False)
-    return vector
+    """The query's embedding (4 ms of a search's CPU when it is computed)."""
+    return embedder.embed([text])[0]
 
 
 class _Rows:
