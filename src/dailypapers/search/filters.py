@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, and_, literal, or_, select
+from sqlalchemy import ColumnElement, literal, or_, select
 
 from dailypapers.store.schema import organizations, papers
 
@@ -46,9 +46,6 @@ class Filters:
         elif self.has_code is False:
             where.append(papers.c.github_repo.is_(None))
         return where
-
-    def clause(self) -> ColumnElement:
-        return and_(*self.conditions())
 
     @property
     def active(self) -> bool:
