@@ -443,3 +443,32 @@ def test_search_pages_run_one_at_a_time_in_arrival_order(site, monkeypatch):
     assert statuses == dict.fromkeys(paths, 200)
     assert max(overlaps) == 1
     assert order == [f"robot {n}" for n in range(6)]
+
+
+def test_bad_search_requests_and_the_empty_form_do_not_wait_behind_a_search(site, monkeypatch):
+    import threading
+    import time
+
+    from dailypapers.web import pages
+
+    started, release = threading.Event(), threading.Event()
+    real_search = pages.search
+
+    def held_search(engine, q, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        started.set()
+        release.wait(10)
+        return real_search(engine, q, **kwargs)
+
+    monkeypatch.setattr(pages, "search", held_search)
+    searching = threading.Thread(target=site.get, args=("/search?q=robot",))
+    searching.start()
+    try:
+        assert started.wait(5)
+        begun = time.monotonic()
+        assert site.get("/search?q=x&sort=random").status_code == 400
+        assert site.get("/search?q=x&page=1000").status_code == 400
+        assert "Search" in site.get("/search").text
+        assert time.monotonic() - begun < 5  # answered while the search still held the queue
+    finally:
+        release.set()
+        searching.join()

@@ -9,6 +9,7 @@ from datetime import date
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from dailypapers import community
@@ -112,10 +113,7 @@ def parse_filters(request: Request) -> Filters:
 
 @router.get("/search", response_class=HTMLResponse)
 async def search_page(request: Request, engine: Db, user: User) -> Response:
-    return await one_search_at_a_time(request, _search_page, request, engine, user)
-
-
-def _search_page(request: Request, engine, user: dict | None) -> Response:  # noqa: ANN001
+    # Bad requests are answered, and the empty form is shown, without waiting behind searches.
     q = request.query_params.get("q", "")
     sort = request.query_params.get("sort", "relevance")
     if sort not in SORTS:
@@ -127,14 +125,22 @@ def _search_page(request: Request, engine, user: dict | None) -> Response:  # no
     if page_number > LAST_PAGE:
         raise HTTPException(400, f"page: search results go no further than page {LAST_PAGE}")
     filters = parse_filters(request)
+    args = (request, engine, user, q, sort, page_number, filters)
+    if not q.strip() and not filters.active:
+        return await run_in_threadpool(_search_page, *args)
+    return await one_search_at_a_time(request, _search_page, *args)
+
+
+def _search_page(request: Request, engine, user: dict | None, q: str, sort: str,  # noqa: ANN001
+                 page_number: int, filters: Filters) -> Response:
     results = None
     if q.strip() or filters.active:
-        embedder = request.app.state.embedder()
         results = search(engine, q, filters=filters, sort=sort, limit=PAGE_SIZE,
-                         offset=(page_number - 1) * PAGE_SIZE, embedder=embedder)
+                         offset=(page_number - 1) * PAGE_SIZE, embedder=request.app.state.embedder())
         if results.paper_id:
             return RedirectResponse(f"/papers/{results.paper_id}", status_code=303)
         decorate(engine, user, [h.paper for h in results.hits])
+
     def page_url(n: int) -> str:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(n))]
         return "/search?" + urlencode(params)
