@@ -278,6 +278,7 @@ def test_rss_and_atom_feeds(site):
     atom = ET.fromstring(site.get("/feeds/search.atom", params={"q": "robot manipulation"}).content)
     assert len(atom.findall("{http://www.w3.org/2005/Atom}entry")) > 3
     assert site.get("/feeds/daily.json").status_code == 404
+    assert "Feeds end in .rss or .atom" in site.get("/feeds/search.json", params={"q": "robot"}).text
     assert site.get("/feeds/daily.rss", params={"date": "2025-02-31"}).status_code == 400
 
 

@@ -20,9 +20,12 @@ router = APIRouter(prefix="/feeds")
 TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
 
 
-def _feed(request: Request, title: str, link: str, rows: list[dict], kind: str) -> Response:
+def _check_kind(kind: str) -> None:
     if kind not in TYPES:
         raise HTTPException(404, "Feeds end in .rss or .atom")
+
+
+def _feed(request: Request, title: str, link: str, rows: list[dict], kind: str) -> Response:
     base = request.app.state.base_url(request)
     fg = FeedGenerator()
     fg.id(base + link)
@@ -50,6 +53,7 @@ def _feed(request: Request, title: str, link: str, rows: list[dict], kind: str) 
 
 @router.get("/daily.{kind}", summary="The daily papers as RSS or Atom")
 def daily(request: Request, kind: str, date: str | None = None) -> Response:
+    _check_kind(kind)
     engine = request.app.state.engine
     try:
         period = periods.day(date) if date else periods.day(queries.latest_daily_date(engine) or "1970-01-01")
@@ -61,6 +65,7 @@ def daily(request: Request, kind: str, date: str | None = None) -> Response:
 
 @router.get("/search.{kind}", summary="A search as RSS or Atom")
 async def search_feed(request: Request, kind: str, q: str = "") -> Response:
+    _check_kind(kind)  # bad requests are answered before the search queue
     if len(q) > 10_000:
         raise HTTPException(400, "q: a query has at most 10,000 characters")
     filters = parse_filters(request)
