@@ -225,3 +225,48 @@ def test_a_changed_abstract_drops_the_stale_embedding(engine):
     ingest(engine, [("line 1", paper(summary="A different abstract."))])
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(paper_embeddings)).scalar() == 0
+
+
+def _dies():  # a source whose reading process is killed (module level: the child imports it by name)
+    import os
+
+    os._exit(7)
+
+
+def test_read_ahead_in_a_child_process_gives_the_same_result_and_surfaces_errors(engine, tmp_path):
+    import gzip
+    import json
+    from functools import partial
+
+    from dailypapers.sources.common import SourceError
+    from dailypapers.sources.snapshot import SnapshotError, read_snapshot
+
+    def line(n, **kw):
+        record = {"id": f"2501.{n:05d}", "title": f"Paper {n}", "abstract": "An abstract.", "authors": "A. Author",
+                  "categories": "cs.LG", "versions": [{"version": "v1", "created": "Mon, 6 Jan 2025 10:00:00 GMT"}]}
+        return json.dumps(record | kw)
+
+    lines = [line(1), line(2), "{not json", line(3, id="../../etc/passwd"), line(2), line(4)]
+    snapshot = tmp_path / "snapshot.jsonl"
+    snapshot.write_text("\n".join(lines) + "\n")
+    messages = []
+    report = ingest(engine, partial(read_snapshot, snapshot), batch_size=2, read_ahead=True,
+                    on_reject=lambda r: messages.append(str(r)))
+    assert (report.inserted, report.rejected) == (3, 3)
+    assert messages == [
+        "line 3: json: Expecting property name enclosed in double quotes: column 2",
+        "line 4: id: '../../etc/passwd' is not an arXiv identifier",
+        "line 5: id: '2501.00002' appears again (earlier in this input)",
+    ]
+    assert sorted(rows(engine)) == ["2501.00001", "2501.00002", "2501.00004"]
+    again = ingest(engine, partial(read_snapshot, snapshot), batch_size=2, read_ahead=True)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4)
+
+    # The child's errors are raised here, with their message; what came before them is stored.
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress((line(5) + "\n" + line(6) + "\n").encode())[:-12])
+    with pytest.raises(SnapshotError, match="gzip stream is truncated after line"):
+        ingest(engine, partial(read_snapshot, cut), batch_size=1, read_ahead=True)
+    assert "2501.00005" in rows(engine)
+    with pytest.raises(SourceError, match=r"the process reading the input stopped \(exit code 7\)"):
+        ingest(engine, _dies, read_ahead=True)

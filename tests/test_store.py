@@ -57,6 +57,39 @@ def test_in_list_binds_a_list_of_any_length_as_one_parameter(engine):
         assert conn.execute(by_id, {"ids": ["2101.00005", "x') OR 1=1 --", '"]']}).scalars().all() == ["2101.00005"]
 
 
+def test_insert_many_stores_what_sqlalchemys_own_insert_stores(engine):
+    import json
+    from datetime import datetime
+
+    from sqlalchemy import func
+
+    from dailypapers.store.bulk import insert_many
+
+    def row(n, **kw):
+        return dict(id=f"2101.{n:05d}", title="t\u00e9", summary="s", authors=[{"name": "A. \u00c9"}],
+                    num_authors=1, categories="cs.LG", versions=[{"version": 1}], upvotes=3, source_upvotes=3,
+                    source="test", hidden=n % 2 == 0, published_at=datetime(2025, 1, 2, 3, 4, 5, 6),
+                    ingested_at=datetime(2025, 1, 1), changed_at=datetime(2025, 1, 1), doi=None) | kw
+
+    ours = [row(n) | {"authors": json.dumps(row(n)["authors"]), "versions": json.dumps(row(n)["versions"])}
+            for n in (1, 2)]
+    next_seq = select(func.coalesce(func.max(papers.c.text_seq), 0) + 1).scalar_subquery()
+    with engine.begin() as conn:
+        conn.execute(papers.insert(), [row(3), row(4)])
+        insert_many(conn, papers, ours, serialized=("authors", "versions"), text_seq=next_seq)
+        insert_many(conn, papers, [])  # nothing to do
+    columns = [c for c in papers.c if c.name not in ("pk", "id", "text_seq", "search_vector")]
+    with engine.connect() as conn:
+        stored = {r.id: r for r in conn.execute(select(papers.c.id, papers.c.text_seq, *columns))}
+        # The stored form, compared without SQLAlchemy's decoding (dates as text on SQLite).
+        raw = dict(conn.exec_driver_sql("SELECT id, CAST(published_at AS TEXT) FROM papers").all())
+    for theirs, mine in (("2101.00003", "2101.00001"), ("2101.00004", "2101.00002")):
+        assert stored[mine][2:] == stored[theirs][2:]
+        assert raw[mine] == raw[theirs]
+    assert stored["2101.00001"].authors == [{"name": "A. \u00c9"}] and stored["2101.00002"].hidden is True
+    assert stored["2101.00003"].text_seq == 0 and stored["2101.00001"].text_seq >= 1  # the subquery ran
+
+
 def _fulltext_ids(engine, word):
     with engine.connect() as conn:
         pks = [hit.pk for hit in text_search(conn, parse_query(word), Filters(), 100)]

@@ -8,6 +8,7 @@ and reason, and never stops or half-writes the good records around it.
 
 from __future__ import annotations
 
+import multiprocessing
 import queue
 import threading
 import time
@@ -15,33 +16,28 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from dailypapers.domain import Deletion, Paper, RecordError, Sourced
+from dailypapers import prepare
+from dailypapers.domain import Sourced
+from dailypapers.prepare import Prepared, Rejection
 from dailypapers.search import fulltext
+from dailypapers.sources.common import SourceError
 from dailypapers.store import backend
+from dailypapers.store.bulk import insert_many
 from dailypapers.store.schema import CONTENT_COLUMNS, organizations, paper_embeddings, papers, users
-from dailypapers.validate import validate
+
+__all__ = ["IngestReport", "Rejection", "ingest", "merge"]
 
 KEEP_FIRST = {"submitted_on_daily_at", "submitted_by_pk"}  # a paper stays on the feed day it was put on
 TEXT_COLUMNS = ("title", "summary", "authors")  # what the full-text index holds
 
 # Above every text_seq committed before: the full-text index picks up what carries it.
 _next_text_seq = select(func.coalesce(func.max(papers.c.text_seq), 0) + 1).scalar_subquery()
-
-
-@dataclass(frozen=True)
-class Rejection:
-    where: str
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.field}: {self.reason}"
+_STORED = select(papers).where(backend.in_list(papers.c.id, "ids"))
 
 
 @dataclass
@@ -74,42 +70,6 @@ class IngestReport:
     def as_dict(self) -> dict:
         keys = ("inserted", "updated", "unchanged", "deleted", "rejected")
         return {k: getattr(self, k) for k in keys} | {"seconds": round(self.seconds, 3)}
-
-
-def paper_row(paper: Paper) -> dict:
-    """The papers-table columns of a record (organization and submitter are resolved per batch)."""
-    return {
-        "id": paper.id,
-        "title": paper.title,
-        "summary": paper.summary,
-        "authors": [{"name": a.name, "affiliations": list(a.affiliations)} for a in paper.authors],
-        "num_authors": paper.author_count,
-        "categories": " ".join(paper.categories),
-        "published_at": paper.published_at,
-        "updated_at": paper.updated_at,
-        "versions": [
-            {k: v for k, v in (
-                ("version", ver.version),
-                ("submitted_at", ver.submitted_at.isoformat() if ver.submitted_at else None),
-                ("title", ver.title),
-                ("summary", ver.summary),
-            ) if v is not None}
-            for ver in sorted(paper.versions, key=lambda ver: ver.version)
-        ],
-        "doi": paper.doi,
-        "journal_ref": paper.journal_ref,
-        "comments": paper.comments,
-        "report_no": paper.report_no,
-        "license": paper.license,
-        "submitter": paper.submitter,
-        "github_repo": paper.github_repo,
-        "project_page": paper.project_page,
-        "organization_pk": None,
-        "upvotes": paper.upvotes,
-        "submitted_on_daily_at": paper.submitted_on_daily_at,
-        "submitted_by_pk": None,
-        "source": paper.source,
-    }
 
 
 def _latest(versions: list[dict]) -> int:
@@ -157,18 +117,12 @@ def _merge_versions(stored: dict, incoming: dict) -> list[dict]:
     return [by_number[n] for n in sorted(by_number)]
 
 
-def _featured(row: dict, categories: list[str]) -> bool:
-    cats = row["categories"].split()
-    return any(c == rule or c.startswith(rule + ".") for c in cats for rule in categories)
-
-
 class _Batch:
-    """One batch of validated rows, written in one transaction."""
+    """One batch of prepared rows, written in one transaction."""
 
-    def __init__(self, conn: Connection, run_started: datetime, feature_categories: list[str]):
+    def __init__(self, conn: Connection, run_started: datetime):
         self.conn = conn
         self.run_started = run_started
-        self.feature_categories = feature_categories
 
     def _pks(self, table, key: str, wanted: dict[str, dict]) -> dict[str, int]:  # noqa: ANN001
         if not wanted:
@@ -180,55 +134,46 @@ class _Batch:
             found |= dict(self.conn.execute(select(table.c[key], table.c.pk).where(table.c[key].in_(wanted))).all())
         return found
 
-    def write(self, items: list[tuple[str, Paper | Deletion]]) -> tuple[Counter, list[Rejection]]:
+    def write(self, items: list[Prepared]) -> tuple[Counter, list[Rejection]]:
         """Write the items; returns what happened to them and the ones refused as duplicates."""
         report: Counter = Counter()
         refused: list[Rejection] = []
         reject = refused.append
-        orgs = {p.organization.name: {"name": p.organization.name, "fullname": p.organization.fullname,
-                                      "avatar": p.organization.avatar}
-                for _, p in items if isinstance(p, Paper) and p.organization}
-        people = {u.username: {"username": u.username, "fullname": u.fullname, "avatar_url": u.avatar_url,
-                               "created_at": self.run_started}
-                  for _, p in items if isinstance(p, Paper) and (u := p.submitted_on_daily_by)}
-        org_pk = self._pks(organizations, "name", orgs)
-        user_pk = self._pks(users, "username", people)
+        org_pk = self._pks(organizations, "name", {o["name"]: o for item in items if (o := item.organization)})
+        user_pk = self._pks(users, "username", {u["username"]: u | {"created_at": self.run_started}
+                                                for item in items if (u := item.submitted_by)})
 
-        ids = list({p.id for _, p in items})
-        stored = {r["id"]: dict(r) for r in self.conn.execute(select(papers).where(papers.c.id.in_(ids))).mappings()}
+        stored = {r["id"]: dict(r) for r in self.conn.execute(_STORED, {"ids": [item.id for item in items]}).mappings()}
         inserts, updates, hide, reembed = [], [], [], []
         first_seen: dict[str, str] = {}
-        for where, item in items:
-            if item.id in first_seen:
-                reject(Rejection(where, "id", f"{item.id!r} appears again (first at {first_seen[item.id]})"))
+        for where, paper_id, row, org, user, featured_on in items:
+            if paper_id in first_seen:
+                reject(Rejection(where, "id", f"{paper_id!r} appears again (first at {first_seen[paper_id]})"))
                 continue
-            first_seen[item.id] = where
-            old = stored.get(item.id)
+            first_seen[paper_id] = where
+            old = stored.get(paper_id)
             if old is not None and old["changed_at"] == self.run_started:
-                reject(Rejection(where, "id", f"{item.id!r} appears again (earlier in this input)"))
+                reject(Rejection(where, "id", f"{paper_id!r} appears again (earlier in this input)"))
                 continue
-            if isinstance(item, Deletion):
+            if row is None:  # a deletion
                 if old is not None and not old["hidden"]:
                     hide.append(old["pk"])
                     report["deleted"] += 1
                 else:
                     report["unchanged"] += 1
                 continue
-            row = paper_row(item)
-            row["organization_pk"] = org_pk.get(item.organization.name) if item.organization else None
-            user = item.submitted_on_daily_by
-            row["submitted_by_pk"] = user_pk.get(user.username) if user else None
+            # Filled in place: a retry of the batch record by record (see _write) sets the same values.
+            row["organization_pk"] = org_pk[org["name"]] if org else None
+            row["submitted_by_pk"] = user_pk[user["username"]] if user else None
             if old is None:
                 row["upvotes"] = row["source_upvotes"] = row["upvotes"] or 0
-                if row["submitted_on_daily_at"] is None and self.feature_categories and row["published_at"]:
-                    if _featured(row, self.feature_categories):
-                        row["submitted_on_daily_at"] = row["published_at"].replace(hour=0, minute=0, second=0,
-                                                                                    microsecond=0)
-                inserts.append(row | {"hidden": False, "ingested_at": self.run_started,
-                                      "changed_at": self.run_started})
+                if row["submitted_on_daily_at"] is None:
+                    row["submitted_on_daily_at"] = featured_on
+                row |= {"hidden": False, "ingested_at": self.run_started, "changed_at": self.run_started}
+                inserts.append(row)
                 report["inserted"] += 1
                 continue
-            merged = merge(old, row)
+            merged = merge(old, prepare.decoded(row))
             if merged is None:
                 report["unchanged"] += 1
             else:
@@ -237,7 +182,7 @@ class _Batch:
                     reembed.append(old["pk"])  # its embedding no longer describes it
                 report["updated"] += 1
         if inserts:
-            self.conn.execute(papers.insert().values(text_seq=_next_text_seq), inserts)
+            insert_many(self.conn, papers, inserts, serialized=prepare.JSON_COLUMNS, text_seq=_next_text_seq)
         for row in updates:
             values = {n: row[n] for n in CONTENT_COLUMNS} | {"changed_at": row["changed_at"]}
             if any(row[n] != stored[row["id"]][n] for n in TEXT_COLUMNS):
@@ -254,56 +199,51 @@ class _Batch:
         return report, refused
 
 
-def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
-    it = iter(iterable)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
-def _validated(records: Iterable[Sourced], size: int, now: datetime) -> Iterator[tuple[int, list, list]]:
-    """Batches of (records read, valid records, rejections)."""
-    for chunk in _chunks(records, size):
-        valid, refused = [], []
-        for where, item in chunk:
-            if isinstance(item, RecordError):
-                refused.append(Rejection(where, item.field, item.reason))
-                continue
-            if isinstance(item, Paper):
-                try:
-                    validate(item, now)
-                except RecordError as err:
-                    refused.append(Rejection(where, err.field, err.reason))
-                    continue
-            valid.append((where, item))
-        yield len(chunk), valid, refused
-
-
-def _read_ahead(batches: Iterator) -> Iterator:
-    """Run the batch generator one batch ahead in a thread; its exceptions surface here."""
+def _in_thread(records: Iterable[Sourced], *args: object) -> Iterator[prepare.Batch]:
+    """Read, validate and prepare in a thread, one batch ahead; its exceptions surface here."""
     ahead: queue.Queue = queue.Queue(maxsize=1)
-    done = object()
+    threading.Thread(target=prepare.feed, args=(lambda: records, ahead, *args), daemon=True,
+                     name="ingest-read-ahead").start()
+    yield from _received(ahead.get)
 
-    def produce() -> None:
-        try:
-            for batch in batches:
-                ahead.put((batch, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            ahead.put((None, exc))
-        ahead.put((done, None))
 
-    threading.Thread(target=produce, daemon=True, name="ingest-read-ahead").start()
+def _in_child(open_records: Callable[[], Iterable[Sourced]], *args: object) -> Iterator[prepare.Batch]:
+    """Read, validate and prepare in a child process, two batches ahead; its exceptions surface here."""
+    context = multiprocessing.get_context("spawn")  # not fork: this process may hold threads and connections
+    ahead = context.Queue(maxsize=2)
+    child = context.Process(target=prepare.feed, args=(open_records, ahead, *args), daemon=True,
+                            name="dailypapers-ingest-reader")
+    child.start()
+
+    def get() -> tuple:
+        while True:
+            try:
+                return ahead.get(timeout=1)
+            except queue.Empty:
+                if not child.is_alive():  # killed, or out of memory: it will not say so itself
+                    raise SourceError(f"the process reading the input stopped (exit code {child.exitcode})")
+
+    try:
+        yield from _received(get)
+    finally:
+        child.terminate()  # gone already, unless the writer stopped first
+        child.join()
+        ahead.close()
+
+
+def _received(get: Callable[[], tuple]) -> Iterator[prepare.Batch]:
     while True:
-        batch, error = ahead.get()
+        batch, error = get()
         if error is not None:
             raise error
-        if batch is done:
+        if batch is None:
             return
         yield batch
 
 
 def ingest(
     engine: Engine,
-    records: Iterable[Sourced],
+    records: Iterable[Sourced] | Callable[[], Iterable[Sourced]],
     *,
     batch_size: int = 1000,
     feature_categories: list[str] | None = None,
@@ -314,9 +254,11 @@ def ingest(
 ) -> IngestReport:
     """Ingest every record; returns counts. ``on_commit`` runs after each batch is durable.
 
-    ``read_ahead`` parses and validates the next batch in a thread while this one is written
-    (SQLite and psycopg release the GIL while they work). Leave it off for sources that must know
-    that everything they yielded is stored when ``on_commit`` runs (the OAI-PMH checkpoint).
+    ``records`` are the source's records, or a function that opens the source and returns them.
+    ``read_ahead`` reads, validates and prepares the next batches while this one is written: in a
+    child process when ``records`` is such a function (it must be picklable, like
+    ``functools.partial(read_snapshot, path)``), else in a thread. Leave it off for sources that
+    must know that everything they yielded is stored when ``on_commit`` runs (the OAI-PMH checkpoint).
     """
     report = IngestReport()
     started = time.perf_counter()
@@ -330,12 +272,18 @@ def ingest(
         if on_reject:
             on_reject(rejection)
 
-    batches = _validated(records, batch_size, now)
+    args = (batch_size, now, feature_categories or [])
+    if read_ahead and callable(records):
+        batches = _in_child(records, *args)
+    elif read_ahead:
+        batches = _in_thread(records, *args)
+    else:
+        batches = prepare.batches(records() if callable(records) else records, *args)
     with fulltext.following(engine) as indexing:
-        for size, valid, refused in _read_ahead(batches) if read_ahead else batches:
+        for size, valid, refused in batches:
             for rejection in refused:
                 reject(rejection)
-            _write(engine, valid, report, reject, run_started, feature_categories or [])
+            _write(engine, valid, report, reject, run_started)
             indexing.poke()
             if on_commit:
                 on_commit()
@@ -347,21 +295,21 @@ def ingest(
     return report
 
 
-def _write(engine: Engine, valid: list, report: IngestReport, reject: Callable[[Rejection], None],
-           run_started: datetime, feature_categories: list[str]) -> None:
+def _write(engine: Engine, valid: list[Prepared], report: IngestReport, reject: Callable[[Rejection], None],
+           run_started: datetime) -> None:
     """Write a batch in one transaction; if the database refuses it, find the record it refuses."""
     try:
         with engine.begin() as conn:
-            outcomes = [_Batch(conn, run_started, feature_categories).write(valid)]
+            outcomes = [_Batch(conn, run_started).write(valid)]
     except DBAPIError:
         outcomes = []
-        for where, item in valid:  # one transaction each, so only the refused record is lost
+        for item in valid:  # one transaction each, so only the refused record is lost
             try:
                 with engine.begin() as conn:
-                    outcomes.append(_Batch(conn, run_started, feature_categories).write([(where, item)]))
+                    outcomes.append(_Batch(conn, run_started).write([item]))
             except DBAPIError as err:
                 reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-                reject(Rejection(where, "record", f"the database refused it: {reason}"))
+                reject(Rejection(item.where, "record", f"the database refused it: {reason}"))
     for counts, refused in outcomes:
         for name, n in counts.items():
             setattr(report, name, getattr(report, name) + n)

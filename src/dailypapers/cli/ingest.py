@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 
@@ -30,7 +31,7 @@ SHOWN_REJECTIONS = 100
 REJECTED_EXIT = 3  # finished, but some records were rejected
 
 
-def run(records: Iterable[Sourced], on_commit: Callable[[], None] | None = None, read_ahead: bool = False) -> None:
+def run(records: Iterable[Sourced] | Callable[[], Iterable[Sourced]], on_commit: Callable[[], None] | None = None, read_ahead: bool = False) -> None:
     """Ingest with a progress bar (in a terminal), rejections on stderr, and a summary line."""
     settings = settings_or_fail()
     engine = open_store()
@@ -69,7 +70,7 @@ def snapshot(file: Path = typer.Argument(..., help="arxiv-metadata-oai-snapshot.
 
     if not file.is_file():
         fail(f"{file}: no such file")
-    run(read_snapshot(file), read_ahead=True)
+    run(partial(read_snapshot, file), read_ahead=True)
 
 
 @app.command("hf-daily")

@@ -27,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from dailypapers.domain import Author, Paper, RecordError, Sourced, Version
 from dailypapers.sources.common import SourceError, clean_text as _clean, detex, find_links, parse_date, split_authors
 
@@ -91,6 +93,15 @@ def iter_snapshot(stream: BinaryIO, name: str | None = None) -> Iterator[Sourced
 def parse_line(line: bytes) -> Paper | RecordError:
     """One snapshot line (bytes, with or without its line ending) as a Paper, or why it is not one."""
     try:
+        record = orjson.loads(line)  # 2x the standard library's speed
+    except orjson.JSONDecodeError:
+        return _parse_bad_line(line)  # the standard library words what is wrong
+    return _paper(record)
+
+
+def _parse_bad_line(line: bytes) -> Paper | RecordError:
+    """A line orjson refused: the standard library's reading, and its message when it refuses too."""
+    try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         byte, column = line[exc.start], exc.start + 1
@@ -99,7 +110,7 @@ def parse_line(line: bytes) -> Paper | RecordError:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         if text and text[-1] in "\r\n":  # a cut line: "Unterminated string", not "Invalid control character"
-            return parse_line(line.rstrip(b"\r\n"))
+            return _parse_bad_line(line.rstrip(b"\r\n"))
         return RecordError("json", f"{exc.msg}: column {exc.colno}")
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         return RecordError("json", str(exc))
@@ -107,6 +118,10 @@ def parse_line(line: bytes) -> Paper | RecordError:
         return RecordError("json", "is nested too deeply")
     if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(record)):
         return RecordError("json", f"holds a lone UTF-16 surrogate \\u{ord(bad):04x}, not a character")
+    return _paper(record)  # JSON that orjson does not take (NaN, integers beyond 64 bits)
+
+
+def _paper(record: Any) -> Paper | RecordError:
     if type(record) is not dict:
         kind = _kind(record)
         return RecordError("json", f"expected an object, got {_ARTICLE.get(kind, 'a ' + kind)}")
