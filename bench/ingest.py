@@ -95,16 +95,34 @@ def child_floor(lines: Path, db: Path) -> dict:
 
 
 def child_ours(lines: Path, url: str) -> dict:
+    import multiprocessing
+    import threading
+
     from dailypapers.ingest import ingest
     from dailypapers.sources.snapshot import read_snapshot
     from dailypapers.store.db import migrate, open_engine
 
     engine = open_engine(url)
     migrate(engine)
+    reader_peak = {}  # pid -> VmHWM in MB: the reading process's own peak, read while it lives
+
+    def watch_reader() -> None:
+        while not done.wait(0.1):
+            for child in multiprocessing.active_children():
+                try:
+                    status = Path(f"/proc/{child.pid}/status").read_text()
+                except OSError:
+                    continue
+                kb = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:")), 0)
+                reader_peak[child.pid] = max(reader_peak.get(child.pid, 0), kb / 1024)
+
+    done = threading.Event()
+    threading.Thread(target=watch_reader, daemon=True).start()
     report = ingest(engine, partial(read_snapshot, lines), read_ahead=True)  # reads in a child process
+    done.set()
     assert report.rejected == 0, report.rejections[:3]
     return {"papers": report.inserted, "seconds": report.seconds,
-            "reader_peak_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN)}
+            "reader_peak_rss_mb": max(reader_peak.values(), default=0.0)}
 
 
 def in_child(kind: str, lines: Path, target: str) -> dict:

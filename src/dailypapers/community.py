@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dailypapers.domain import Paper, RecordError, Sourced
 from dailypapers.ingest import ingest
-from dailypapers.sources.arxiv_api import normalize_id
+from dailypapers.domain import normalize_id
 from dailypapers.sources.common import SourceError
 from dailypapers.store.backend import in_list
 from dailypapers.store.schema import comments, organizations, papers, upvotes, users

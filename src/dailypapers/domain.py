@@ -32,6 +32,49 @@ def split_version(arxiv_id: str) -> tuple[str, int | None]:
     return m.group(1), int(m.group(2)) if m.group(2) else None
 
 
+# What a user may paste around an id: an abs/pdf/html URL of arxiv.org (or a mirror host name of it).
+_URL_PREFIX = re.compile(r"(?:https?://)?(?:(?:www|export)\.)?arxiv\.org/(?:abs|pdf|html)/", re.IGNORECASE)
+_ARXIV_PREFIX = re.compile(r"arxiv:\s*", re.IGNORECASE)
+# Old-style ids written with the subject class ("math.GT/0309136"): the id proper is "math/0309136".
+_SUBJECT_CLASS = re.compile(r"^([a-z][a-z\-]*)\.[A-Z]{2}/")
+
+MAX_ID_LENGTH = 64  # far above any real id or abs URL; longer input is refused before any regex runs
+MAX_SHOWN = 100  # how much of a bad input an error message repeats
+
+
+def quote_input(text: object) -> str:
+    """The input, quoted and escaped, as an error message repeats it ('abc', '\\x00', long ones cut)."""
+    if not isinstance(text, str):
+        return repr(text)[:MAX_SHOWN]
+    if len(text) > MAX_SHOWN:
+        text = text[:MAX_SHOWN] + "..."
+    return repr(text)
+
+
+def normalize_id(text: str) -> tuple[str, int | None]:
+    """What a user typed -> (id, version): 'https://arxiv.org/abs/2104.12255v1' -> ('2104.12255', 1).
+
+    Accepts a bare or versioned id, ``arXiv:<id>``, and arxiv.org ``abs``/``pdf``/``html`` URLs (with
+    or without scheme, ``.pdf`` suffix, query or fragment). Old-style ids lose their subject class
+    ("math.GT/0309136" -> "math/0309136"), which is not part of the id. Anything else raises
+    ``RecordError("id", "'abc' is not an arXiv identifier")``.
+    """
+    if isinstance(text, str):
+        s = text.strip()
+        if s and len(s) <= MAX_ID_LENGTH and s.isascii() and s.isprintable():
+            if m := _URL_PREFIX.match(s):
+                s = re.split(r"[?#]", s[m.end() :], maxsplit=1)[0].rstrip("/")
+                if s.lower().endswith(".pdf"):
+                    s = s[:-4]
+            elif m := _ARXIV_PREFIX.match(s):
+                s = s[m.end() :]
+            m = ARXIV_ID_VERSIONED.fullmatch(s)
+            if m and (m.group(2) is None or int(m.group(2)) >= 1):
+                version = int(m.group(2)) if m.group(2) else None
+                return _SUBJECT_CLASS.sub(r"\1/", m.group(1)), version
+    raise RecordError("id", f"{quote_input(text)} is not an arXiv identifier")
+
+
 @dataclass(frozen=True, slots=True)
 class Author:
     name: str

@@ -4,6 +4,9 @@ Idempotent: the same input twice changes nothing. A newer version updates the pa
 keeps the older title and summary in its version history; an older version never overwrites a newer
 one. A paper's feed day, once set, never moves. A bad record is reported with its position, field
 and reason, and never stops or half-writes the good records around it.
+
+Reading, validating and mapping records to rows is prepare.py's half; this module writes them,
+reading ahead in a thread or, for a source that a child process can open itself, in that child.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from dailypapers.domain import RecordError
-from dailypapers.sources.arxiv_api import normalize_id
+from dailypapers.domain import normalize_id
 
 MAX_QUERY_CHARS = 1000  # longer input is cut (at a word boundary when one is near)
 MAX_QUERY_PARTS = 64  # words, phrases, exclusions and authors kept from one query, in order

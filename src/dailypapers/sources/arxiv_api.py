@@ -1,6 +1,7 @@
 """Papers by id from the arXiv API (Atom 1.0): single submissions and ``dailypapers ingest arxiv ID...``.
 
-``normalize_id`` turns what a user typed (an id, a versioned id, an abs/pdf URL, ``arXiv:...``) into
+``normalize_id`` (domain.py: search and submissions use it without this module's HTTP and XML)
+turns what a user typed (an id, a versioned id, an abs/pdf URL, ``arXiv:...``) into
 ``(id, version)``; ``parse_feed`` reads any API feed (the 2016 and the 2026 serialisations alike, see
 FORMATS.md §2) into ``Sourced`` records; ``fetch_papers`` asks the API for ids in batches, politely,
 and reports every id the API silently leaves out.
@@ -21,7 +22,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 from lxml import etree
 
-from dailypapers.domain import ARXIV_ID_VERSIONED, Author, Paper, RecordError, Sourced, Version, split_version
+from dailypapers.domain import (
+    ARXIV_ID_VERSIONED, Author, Paper, RecordError, Sourced, Version, normalize_id, quote_input, split_version,
+)
 from dailypapers.sources.common import SourceError, clean_text, find_links, parse_date
 
 API_URL = "https://export.arxiv.org/api/query"
@@ -32,11 +35,6 @@ ATOM = "http://www.w3.org/2005/Atom"
 ARXIV = "http://arxiv.org/schemas/atom"
 NS = {"atom": ATOM, "arxiv": ARXIV}
 
-# What a user may paste around an id: an abs/pdf/html URL of arxiv.org (or a mirror host name of it).
-_URL_PREFIX = re.compile(r"(?:https?://)?(?:(?:www|export)\.)?arxiv\.org/(?:abs|pdf|html)/", re.IGNORECASE)
-_ARXIV_PREFIX = re.compile(r"arxiv:\s*", re.IGNORECASE)
-# Old-style ids written with the subject class ("math.GT/0309136"): the id proper is "math/0309136".
-_SUBJECT_CLASS = re.compile(r"^([a-z][a-z\-]*)\.[A-Z]{2}/")
 # The <id> of an entry: http(s)://arxiv.org/abs/<id>v<n>.
 _ENTRY_ID = re.compile(r"https?://(?:www\.)?arxiv\.org/abs/(.+)", re.IGNORECASE)
 _ERROR_ID = re.compile(r"https?://(?:www\.)?arxiv\.org/api/errors\b", re.IGNORECASE)
@@ -45,8 +43,6 @@ _ERROR_ID = re.compile(r"https?://(?:www\.)?arxiv\.org/api/errors\b", re.IGNOREC
 _CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z]+(?:-[a-z]+)?)?")
 _POSITION_SUFFIX = re.compile(r",? line \d+, column \d+$")
 
-MAX_ID_LENGTH = 64  # far above any real id or abs URL; longer input is refused before any regex runs
-MAX_SHOWN = 100  # how much of a bad input an error message repeats
 MAX_RETRY_AFTER = 300.0  # seconds: a server asking for longer is not waited for that long
 
 
@@ -57,37 +53,7 @@ class ArxivApiError(SourceError):
 # --- ids ----------------------------------------------------------------------------------------
 
 
-def _shown(text: object) -> str:
-    """The input, quoted and escaped, as an error message repeats it ('abc', '\\x00', long ones cut)."""
-    if not isinstance(text, str):
-        return repr(text)[:MAX_SHOWN]
-    if len(text) > MAX_SHOWN:
-        text = text[:MAX_SHOWN] + "..."
-    return repr(text)
 
-
-def normalize_id(text: str) -> tuple[str, int | None]:
-    """What a user typed -> (id, version): 'https://arxiv.org/abs/2104.12255v1' -> ('2104.12255', 1).
-
-    Accepts a bare or versioned id, ``arXiv:<id>``, and arxiv.org ``abs``/``pdf``/``html`` URLs (with
-    or without scheme, ``.pdf`` suffix, query or fragment). Old-style ids lose their subject class
-    ("math.GT/0309136" -> "math/0309136"), which is not part of the id. Anything else raises
-    ``RecordError("id", "'abc' is not an arXiv identifier")``.
-    """
-    if isinstance(text, str):
-        s = text.strip()
-        if s and len(s) <= MAX_ID_LENGTH and s.isascii() and s.isprintable():
-            if m := _URL_PREFIX.match(s):
-                s = re.split(r"[?#]", s[m.end() :], maxsplit=1)[0].rstrip("/")
-                if s.lower().endswith(".pdf"):
-                    s = s[:-4]
-            elif m := _ARXIV_PREFIX.match(s):
-                s = s[m.end() :]
-            m = ARXIV_ID_VERSIONED.fullmatch(s)
-            if m and (m.group(2) is None or int(m.group(2)) >= 1):
-                version = int(m.group(2)) if m.group(2) else None
-                return _SUBJECT_CLASS.sub(r"\1/", m.group(1)), version
-    raise RecordError("id", f"{_shown(text)} is not an arXiv identifier")
 
 
 def _key(arxiv_id: str, version: int | None) -> str:
@@ -161,7 +127,7 @@ def _entry(entry: etree._Element) -> Paper:
     m = _ENTRY_ID.fullmatch(raw_id)
     arxiv_id, version = split_version(m.group(1)) if m else (raw_id, None)
     if not m or not ARXIV_ID_VERSIONED.fullmatch(m.group(1)):
-        raise RecordError("id", f"{_shown(raw_id)} is not an arXiv abstract URL")
+        raise RecordError("id", f"{quote_input(raw_id)} is not an arXiv abstract URL")
 
     title = _text(entry, "atom:title")
     if title is None:
