@@ -260,8 +260,10 @@ def ingest(
     ``records`` are the source's records, or a function that opens the source and returns them.
     ``read_ahead`` reads, validates and prepares the next batches while this one is written: in a
     child process when ``records`` is such a function (it must be picklable, like
-    ``functools.partial(read_snapshot, path)``), else in a thread. Leave it off for sources that
-    must know that everything they yielded is stored when ``on_commit`` runs (the OAI-PMH checkpoint).
+    ``functools.partial(read_snapshot, path)``; the child imports the caller's main module, so a
+    script needs the ``if __name__ == "__main__":`` guard), else in a thread. Leave it off for
+    sources that must know that everything they yielded is stored when ``on_commit`` runs (the
+    OAI-PMH checkpoint).
     """
     report = IngestReport()
     started = time.perf_counter()
