@@ -214,7 +214,7 @@ def _in_child(open_records: Callable[[], Iterable[Sourced]], *args: object) -> I
     """Read, validate and prepare in a child process, two batches ahead; its exceptions surface here."""
     context = multiprocessing.get_context("spawn")  # not fork: this process may hold threads and connections
     ahead = context.Queue(maxsize=2)
-    child = context.Process(target=prepare.feed, args=(open_records, ahead, *args), daemon=True,
+    child = context.Process(target=prepare.feed_in_child, args=(open_records, ahead, *args), daemon=True,
                             name="dailypapers-ingest-reader")
     child.start()
 

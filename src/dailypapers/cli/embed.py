@@ -74,7 +74,7 @@ def reindex() -> None:
         reindex_postgresql(engine)
         typer.echo(f"PostgreSQL HNSW index rebuilt in {time.perf_counter() - started:.1f} s")
         return
-    count = fulltext.sync(engine, rebuild=True)
+    count = fulltext.sync(engine, rebuild=True, threads=fulltext.ALONE_THREADS)
     typer.echo(f"full-text index rebuilt: {count:,} papers in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     with engine.connect() as conn:

@@ -45,7 +45,8 @@ TITLE_REPEAT = 3
 FORMAT = 1  # part of the index's folder name: a new schema or analyzer gets a fresh index
 CHUNK = 5_000  # papers read from the table and added per step while indexing
 WRITER_HEAP = 32_000_000  # bytes, split between the writer's threads (Tantivy wants 15 MB each)
-WRITER_THREADS = 1
+WRITER_THREADS = 1  # beside an ingest, which needs the other core
+ALONE_THREADS = 2  # when nothing else runs: the end of an ingest, a rebuild
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
@@ -122,7 +123,8 @@ class FullTextIndex:
 
     # writing
 
-    def catch_up(self, conn: Connection, *, wait: bool = False, rebuild: bool = False) -> int:
+    def catch_up(self, conn: Connection, *, wait: bool = False, rebuild: bool = False,
+                 threads: int = WRITER_THREADS) -> int:
         """Index every paper whose text changed since the index's seq; returns how many.
 
         Without ``wait``, gives up at once (returning 0) when another thread or process is writing
@@ -131,22 +133,22 @@ class FullTextIndex:
         if not self._lock.acquire(blocking=wait):
             return 0
         try:
-            return self._catch_up(conn, wait, rebuild)
+            return self._catch_up(conn, wait, rebuild, threads)
         finally:
             self._lock.release()
 
-    def _catch_up(self, conn: Connection, wait: bool, rebuild: bool) -> int:
+    def _catch_up(self, conn: Connection, wait: bool, rebuild: bool, threads: int) -> int:
         if self.path is None:  # in memory: this process's lock is enough
-            return self._write(conn, rebuild)
+            return self._write(conn, rebuild, threads)
         try:
             with FileLock(self.path.parent / f".{self.path.name}.lock", timeout=-1 if wait else 0):
-                return self._write(conn, rebuild)
+                return self._write(conn, rebuild, threads)
         except Timeout:  # another process is writing it
             return 0
 
-    def _write(self, conn: Connection, rebuild: bool) -> int:
+    def _write(self, conn: Connection, rebuild: bool, threads: int) -> int:
         try:
-            writer = self.index.writer(WRITER_HEAP, WRITER_THREADS)
+            writer = self.index.writer(WRITER_HEAP, threads)
         except ValueError as exc:
             if "LockBusy" in str(exc):  # Tantivy's own lock: a writer outside our lock file (rare)
                 return 0
@@ -216,7 +218,7 @@ def open_fulltext(conn: Connection) -> FullTextIndex:
     return index
 
 
-def sync(engine: Engine, *, wait: bool = True, rebuild: bool = False) -> int:
+def sync(engine: Engine, *, wait: bool = True, rebuild: bool = False, threads: int = WRITER_THREADS) -> int:
     """Bring the index up to date with the table; returns how many papers it indexed.
 
     SQLite only (PostgreSQL indexes by itself). ``rebuild`` indexes every paper afresh.
@@ -224,7 +226,7 @@ def sync(engine: Engine, *, wait: bool = True, rebuild: bool = False) -> int:
     if engine.dialect.name != "sqlite":
         return 0
     with engine.connect() as conn:
-        return open_fulltext(conn).catch_up(conn, wait=wait, rebuild=rebuild)
+        return open_fulltext(conn).catch_up(conn, wait=wait, rebuild=rebuild, threads=threads)
 
 
 class following:  # noqa: N801 - used as a context manager, like open()
@@ -269,7 +271,7 @@ class following:  # noqa: N801 - used as a context manager, like open()
         self._thread.join()
         if self._error is not None and exc[0] is None:
             raise self._error
-        sync(self.engine)
+        sync(self.engine, threads=ALONE_THREADS)  # the writer is done: both cores are free
 
 
 # --- searching ----------------------------------------------------------------------------------------
