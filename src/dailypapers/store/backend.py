@@ -113,7 +113,6 @@ def engine_options(url: URL) -> dict:
     return {"pool_size": SQLITE_POOL, "max_overflow": SQLITE_POOL}
 
 
-WAL_CHECKPOINT_PAGES = 10_000  # of 4 KiB
 SERVING_MMAP_BYTES = 4 << 30  # at most this much of a SQLite file is mapped by a web worker
 
 
@@ -135,9 +134,6 @@ def configure_engine(engine: Engine, *, serving: bool = False) -> None:
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA busy_timeout = 30000")
         cur.execute("PRAGMA synchronous = NORMAL")
-        # Copy the WAL into the database every ~40 MB rather than every 4 MB: an ingest writes each
-        # hot index page once per checkpoint, and its writer spent ~15% less time (docs/benchmarks.md).
-        cur.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         if serving:
             cur.execute(f"PRAGMA mmap_size = {SERVING_MMAP_BYTES}")
         cur.close()
