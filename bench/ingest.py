@@ -63,8 +63,8 @@ def make_lines(n: int, path: Path, seed: int = 7) -> None:
             out.write(json.dumps(record) + "\n")
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_floor(lines: Path, db: Path) -> dict:

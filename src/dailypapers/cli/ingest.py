@@ -31,7 +31,8 @@ SHOWN_REJECTIONS = 100
 REJECTED_EXIT = 3  # finished, but some records were rejected
 
 
-def run(records: Iterable[Sourced] | Callable[[], Iterable[Sourced]], on_commit: Callable[[], None] | None = None, read_ahead: bool = False) -> None:
+def run(records: Iterable[Sourced] | Callable[[], Iterable[Sourced]], on_commit: Callable[[], None] | None = None,
+        read_ahead: bool = False) -> None:
     """Ingest with a progress bar (in a terminal), rejections on stderr, and a summary line."""
     settings = settings_or_fail()
     engine = open_store()

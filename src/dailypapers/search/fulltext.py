@@ -271,7 +271,7 @@ class following:  # noqa: N801 - used as a context manager, like open()
         self._thread.join()
         if self._error is not None and exc[0] is None:
             raise self._error
-        sync(self.engine, threads=ALONE_THREADS)  # the writer is done: both cores are free
+        sync(self.engine, threads=ALONE_THREADS)  # the writer is done: its core is free
 
 
 # --- searching ----------------------------------------------------------------------------------------

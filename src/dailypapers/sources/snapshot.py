@@ -118,7 +118,7 @@ def _parse_bad_line(line: bytes) -> Paper | RecordError:
         return RecordError("json", "is nested too deeply")
     if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(record)):
         return RecordError("json", f"holds a lone UTF-16 surrogate \\u{ord(bad):04x}, not a character")
-    return _paper(record)  # JSON that orjson does not take (NaN, integers beyond 64 bits)
+    return _paper(record)  # JSON that orjson does not take (NaN, Infinity)
 
 
 def _paper(record: Any) -> Paper | RecordError:
