@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -57,6 +58,7 @@ users = Table(
     Column("password_hash", String(300)),  # argon2id, with its parameters
     Column("is_admin", Boolean, nullable=False, default=False, server_default=false()),
     Column("api_token_hash", String(64)),  # SHA-256 hex of the personal API token; unique index
+    Column("email_verified_at", DateTime),  # when the owner opened the verification link (0006)
 )
 # Unique indexes rather than constraints: SQLite can add those to an existing table without rebuilding it.
 Index("ix_users_email", users.c.email, unique=True)
@@ -145,7 +147,8 @@ comments = Table(
     Column("pk", Integer, primary_key=True),
     Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), nullable=False),
     Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False, index=True),
-    Column("body", Text, nullable=False),  # Markdown as written; rendered and sanitized when shown
+    Column("body", Text, nullable=False),  # Markdown as written
+    Column("body_html", Text),  # rendered and sanitized once, when written (0006)
     Column("created_at", DateTime, nullable=False),
     Column("edited_at", DateTime),
     Column("hidden", Boolean, nullable=False, default=False, server_default=false()),
@@ -178,6 +181,29 @@ password_resets = Table(
     Column("expires_at", DateTime, nullable=False),
     Column("used_at", DateTime),
 )
+
+# Links that prove an account's owner reads its address (0006): sent at sign-up, work once.
+email_verifications = Table(
+    "email_verifications",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False, index=True),
+    Column("email", String(320), nullable=False),  # the address the link was sent to
+    Column("expires_at", DateTime, nullable=False, index=True),
+    Column("used_at", DateTime),
+)
+
+# Throttling (0006): one row per counted request, by key ("signin:acct:<email>", "comment:user:7", ...);
+# a moving window counts the rows of a key newer than its window. Shared by every worker and machine.
+throttle_hits = Table(
+    "throttle_hits",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("key", String(400), nullable=False),
+    Column("at", Float, nullable=False),  # Unix time, seconds
+    Column("expires_at", Float, nullable=False, index=True),  # when the purge may delete it
+)
+Index("ix_throttle_hits_key_at", throttle_hits.c.key, throttle_hits.c.at)
 
 # Failed sign-ins, by key (what the web passes: email + client address), for rate limiting.
 login_attempts = Table(
