@@ -137,3 +137,13 @@ def configure_engine(engine: Engine, *, serving: bool = False) -> None:
         if serving:
             cur.execute(f"PRAGMA mmap_size = {SERVING_MMAP_BYTES}")
         cur.close()
+
+
+def lock_key(conn: Connection, key: str) -> None:
+    """Serialize the transactions that name ``key`` until the end of this one.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite has one writer at a time: the caller's
+    next statement must write (it then holds the database's write lock until commit).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dailypapers.config import Settings, get_settings
 from dailypapers.mail import schedule as mail_schedule
 from dailypapers.store import queries
+from dailypapers.throttle import Throttled
 from dailypapers.store.db import open_engine
 from dailypapers.web import actions, api, auth, feeds, pages, subscriptions
 from dailypapers.web.deps import render
@@ -74,6 +75,12 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
         where = ".".join(str(part) for part in first["loc"][1:]) or "request"
         return error_response(request, 400, f"{where}: {first['msg']}")
 
+    @app.exception_handler(Throttled)
+    async def throttled(request: Request, exc: Throttled) -> Response:
+        response = error_response(request, 429, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -87,7 +94,7 @@ def error_response(request: Request, status: int, message: str) -> Response:
     if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"error": message}, status_code=status)
     titles = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
-              405: "Not allowed", 500: "Server error"}
+              405: "Not allowed", 429: "Too many requests", 500: "Server error"}
     response = render(request, "error.html", {"status": status, "title": titles.get(status, "Error"),
                                               "message": message}, status_code=status)
     if status == 401:
