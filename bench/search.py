@@ -1,6 +1,7 @@
-"""Search latency at scale, beside plain FTS5, in one run.
+"""Search latency at scale, beside the database's plain full-text query, in one run.
 
-    python bench/search.py [--sizes 100000,1000000] [--queries 100] [--json] [--workdir DIR]
+    python bench/search.py [--database sqlite|postgresql] [--sizes 100000,1000000] [--queries 100]
+                           [--json] [--workdir DIR]
 
 For each size: generated papers (words drawn with the frequencies of real abstracts, so common and
 rare words behave as in a real corpus) go in through the ingest pipeline; their vectors are generated
@@ -9,6 +10,10 @@ rare words behave as in a real corpus) go in through the ingest pipeline; their 
 dailypapers' hybrid search — query embedding with the real model included — and through plain FTS5
 (OR of the query's words, ranked by bm25, top 10, in a file of its own) as the floor. Reports p50/p95 of both, index build
 time and peak RSS. --workdir keeps the generated databases for the next run.
+
+--database postgresql: the same corpus, vectors and queries in PostgreSQL (pgserver, its data under
+the work dir): hybrid search over tsvector + pgvector's HNSW index, beside the plain tsvector query
+(OR of the words, ``ts_rank``, top 10) as the floor, and the HNSW top 10's recall against exact search.
 """
 
 from __future__ import annotations
@@ -68,6 +73,80 @@ def clustered_vectors(n: int, rng: np.random.Generator, clusters: int = 2000) ->
     centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
     v = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, DIM)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def postgres_url(workdir: Path) -> str:
+    import pgserver
+
+    server = pgserver.get_server(str(workdir / "pg"), cleanup_mode="stop")  # kept for the next run
+    return server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def build_postgresql(url: str, n: int, model: str) -> tuple:
+    """The corpus in its own PostgreSQL database; the HNSW index built after the rows (timed)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"bench_{n}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    engine = open_engine(make_url(url).set(database=name).render_as_string(hide_password=False))
+    migrate(engine)
+    build_s = 0.0
+    with engine.connect() as conn:
+        have = conn.exec_driver_sql("SELECT count(*) FROM paper_embeddings").scalar()
+    if have < n:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE papers, paper_embeddings CASCADE")
+            conn.exec_driver_sql("DROP INDEX IF EXISTS ix_paper_embeddings_vector")
+        started = time.perf_counter()
+        ingest(engine, papers(n), batch_size=5000, read_ahead=True)
+        print(f"  {n:,}: ingested in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        rng = np.random.default_rng(5)
+        with engine.begin() as conn:
+            pks = [r[0] for r in conn.exec_driver_sql("SELECT pk FROM papers ORDER BY pk")]
+            for start in range(0, len(pks), 20_000):
+                chunk = pks[start:start + 20_000]
+                conn.execute(paper_embeddings.insert(), [
+                    {"paper_pk": pk, "model": model, "vector": v, "seq": pk}
+                    for pk, v in zip(chunk, clustered_vectors(len(chunk), rng))])
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET maintenance_work_mem = '2GB'")
+            conn.exec_driver_sql("CREATE INDEX ix_paper_embeddings_vector ON paper_embeddings "
+                                 "USING hnsw (vector vector_cosine_ops)")
+        build_s = time.perf_counter() - started
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    return engine, 0.0, build_s
+
+
+def ts_rank_floor(engine, texts: list[str]) -> list[float]:  # noqa: ANN001
+    """PostgreSQL's own full text as a user would write it: OR of the words, ranked by ts_rank."""
+    times = []
+    with engine.connect() as conn:
+        for text in texts:
+            words = " or ".join(re.findall(r"\w+", text.lower()))
+            started = time.perf_counter()
+            conn.exec_driver_sql(
+                "SELECT pk FROM papers, websearch_to_tsquery('english', %(q)s) q WHERE search_vector @@ q "
+                "ORDER BY ts_rank(search_vector, q) DESC LIMIT 10", {"q": words}).fetchall()
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def hnsw_recall(engine, embedder, texts: list[str]) -> float:  # noqa: ANN001
+    """The HNSW top 10 against exact search, over the queries' own vectors."""
+    from dailypapers.search.vectors import exact_search, vector_search
+
+    found = total = 0
+    for vector in embedder.embed(texts):
+        exact = {pk for pk, _ in exact_search(engine, vector, limit=10, model=embedder.name)}
+        found += len(exact & {pk for pk, _ in vector_search(engine, vector, limit=10, model=embedder.name)})
+        total += len(exact)
+    return round(found / max(total, 1), 3)
 
 
 def build(workdir: Path, n: int, model: str) -> tuple:  # noqa: ANN001
@@ -149,6 +228,7 @@ def fts_floor(path: Path, texts: list[str]) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--json", action="store_true")
@@ -158,32 +238,42 @@ def main() -> None:
     embedder = load_embedder(cache_dir=args.workdir / "models")
     texts, typed = queries(args.queries)
     embedder.embed(texts[:2])  # warm the model up
-    figures: dict = {"queries": len(texts), "typed_queries": typed}
+    figures: dict = {"database": args.database, "queries": len(texts), "typed_queries": typed}
+    postgres = args.database == "postgresql"
+    pg_url = postgres_url(args.workdir) if postgres else None
+    floor_name = "ts_rank_floor" if postgres else "fts5_floor"
     for n in (int(s) for s in args.sizes.split(",")):
-        engine, fulltext_s, build_s = build(args.workdir, n, embedder.name)
-        floor_path = floor_database(args.workdir, n)
+        if postgres:
+            engine, fulltext_s, build_s = build_postgresql(pg_url, n, embedder.name)
+        else:
+            engine, fulltext_s, build_s = build(args.workdir, n, embedder.name)
+            floor_path = floor_database(args.workdir, n)
         search(engine, texts[0], embedder=embedder, limit=10)  # load the index
         ours = []
         for text in texts:
             started = time.perf_counter()
             search(engine, text, embedder=embedder, limit=10)
             ours.append(time.perf_counter() - started)
-        floor = fts_floor(floor_path, texts)
-        figures[str(n)] = {"hybrid": percentiles(ours), "fts5_floor": percentiles(floor),
-                           "hybrid_typed": percentiles(ours[:typed]), "fts5_floor_typed": percentiles(floor[:typed]),
+        floor = ts_rank_floor(engine, texts) if postgres else fts_floor(floor_path, texts)
+        figures[str(n)] = {"hybrid": percentiles(ours), floor_name: percentiles(floor),
+                           "hybrid_typed": percentiles(ours[:typed]), f"{floor_name}_typed": percentiles(floor[:typed]),
                            "hybrid_claims": percentiles(ours[typed:]),
-                           "fts5_floor_claims": percentiles(floor[typed:]),
+                           f"{floor_name}_claims": percentiles(floor[typed:]),
                            "index_build_s": round(build_s, 1), "fulltext_sync_s": round(fulltext_s, 1),
                            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        if postgres:
+            figures[str(n)]["hnsw_recall_at_10"] = hnsw_recall(engine, embedder, texts)
         engine.dispose()
         r = figures[str(n)]
+        label = "ts_rank floor" if postgres else "FTS5 floor"
         print(f"{n:>9,} papers  hybrid p50 {r['hybrid']['p50_ms']:>6} ms  p95 {r['hybrid']['p95_ms']:>6} ms  |  "
-              f"FTS5 floor p50 {r['fts5_floor']['p50_ms']:>6} ms  p95 {r['fts5_floor']['p95_ms']:>6} ms  |  "
-              f"index build {r['index_build_s']} s  peak RSS {r['peak_rss_mb']} MB")
+              f"{label} p50 {r[floor_name]['p50_ms']:>6} ms  p95 {r[floor_name]['p95_ms']:>6} ms  |  "
+              f"index build {r['index_build_s']} s  peak RSS {r['peak_rss_mb']} MB"
+              + (f"  HNSW recall@10 {r['hnsw_recall_at_10']}" if postgres else ""))
         for kind in ("typed", "claims"):
             print(f"{'':>9}  {kind:>6}: hybrid p50 {r['hybrid_' + kind]['p50_ms']:>6} ms  p95 "
-                  f"{r['hybrid_' + kind]['p95_ms']:>6} ms  |  FTS5 floor p50 {r['fts5_floor_' + kind]['p50_ms']:>6} ms"
-                  f"  p95 {r['fts5_floor_' + kind]['p95_ms']:>6} ms")
+                  f"{r['hybrid_' + kind]['p95_ms']:>6} ms  |  {label} p50 {r[f'{floor_name}_{kind}']['p50_ms']:>6} ms"
+                  f"  p95 {r[f'{floor_name}_{kind}']['p95_ms']:>6} ms")
     if args.json:
         print(json.dumps(figures))
 
