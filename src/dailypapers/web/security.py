@@ -20,8 +20,8 @@ from dailypapers.config import Settings
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Paths whose last part is a secret (mail links): never written to a log as they are.
-SECRET_PATH = re.compile(r"^(/reset|/verify|/unsubscribe|/subscriptions/(?:manage|confirm))/[^?#]+")
+# Paths whose rest is a secret (the token of a mail link): never written to a log.
+SECRET_PATH = re.compile(r"^(/reset|/verify|/unsubscribe|/subscriptions/(?:manage|confirm))/.+", re.S)
 
 
 def headers(settings: Settings) -> dict[str, str]:
@@ -39,7 +39,7 @@ def headers(settings: Settings) -> dict[str, str]:
 
 
 def redact(path: str) -> str:
-    """/reset/<token> -> /reset/[redacted], and the same for every other mail-link path."""
+    """/reset/<token>?x=y -> /reset/[redacted], and the same for every other mail-link path."""
     return SECRET_PATH.sub(r"\1/[redacted]", path)
 
 
