@@ -1,6 +1,6 @@
 """/docs (Swagger UI) and /redoc from the files fastapi-offline ships: no CDN, so they work offline
 and under a strict Content-Security-Policy. Their pages carry inline code, allowed by hash (Swagger's
-start-up script) or by a looser style-src (ReDoc writes its styles at run time) on these pages only."""
+start-up script) or by a looser style-src (ReDoc) on these pages only."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ def install(app: FastAPI) -> None:
         page = get_redoc_html(openapi_url=app.openapi_url, title=f"{title} API",
                               redoc_js_url=f"{ASSETS}/redoc.standalone.js", with_google_fonts=False,
                               redoc_favicon_url="/static/favicon.svg")
+        # ReDoc writes its styles at run time, searches in a blob: worker, and shows a logo from its
+        # CDN: images from this site only, so the page makes no request elsewhere.
         page.headers["Content-Security-Policy"] = CSP.replace(
-            "style-src 'self'", "style-src 'self' 'unsafe-inline'") + "; worker-src 'self' blob:"
+            "style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+            "img-src 'self' https: data:", "img-src 'self' data:") + "; worker-src 'self' blob:"
         return page
