@@ -90,14 +90,14 @@ class Edge:
         if host not in self.hosts:
             return 400, ("This site does not answer to that host name (the Host header); "
                          "use the site's own address.")
-        if request.method in UNSAFE and not request.url.path.startswith("/unsubscribe/"):
+        if request.method in UNSAFE and not request.scope["path"].startswith("/unsubscribe/"):
             # One-click unsubscribe (RFC 8058) comes from mail providers, on the authority of its
             # token alone: it uses no cookie, so no other site can borrow one through it.
             claimed = request.headers.get("origin") or request.headers.get("referer")
             if claimed is not None:
-                own = {self.site, _origin(f"{request.url.scheme}://{request.headers['host']}")} - {None}
+                own = {self.site, _origin(f"{request.scope['scheme']}://{request.headers['host']}")} - {None}
                 if _origin(claimed) not in own:
-                    return 403, "Cross-site request refused: this form or request did not come from this site."
+                    return 403, "Cross-site request refused: this request did not come from this site."
         return None
 
 
