@@ -24,6 +24,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import Request
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from test_mail_delivery import SmtpSink, free_port, mail_settings, smtp  # noqa: F401 - fixture
 
 from dailypapers import accounts
@@ -34,6 +35,7 @@ from dailypapers.mail.smtp import MailError, Mailer, send_plain
 from dailypapers.mail.subscription_spec import check_spec
 from dailypapers.mail.tokens import new_token
 from dailypapers.sources.hf_daily import parse_hf_json
+from dailypapers.store.schema import users
 from dailypapers.web.app import create_app
 from dailypapers.web.security import redact
 
@@ -62,6 +64,14 @@ def loaded(engine):
 def site(loaded, db_url, tmp_path):
     with TestClient(create_app(settings_for(db_url, tmp_path)), raise_server_exceptions=False) as client:
         yield client
+
+
+def verified_account(engine, email="ada@example.org"):
+    """An account whose address is verified (as if its link was opened), so mail may go to it."""
+    user_pk = accounts.sign_up(engine, email, "correct horse", email.partition("@")[0])
+    with engine.begin() as conn:
+        conn.execute(update(users).where(users.c.pk == user_pk).values(email_verified_at=datetime.now(timezone.utc)))
+    return user_pk
 
 
 def csrf(client, path="/login"):
@@ -123,7 +133,7 @@ def test_bad_settings_are_refused_with_their_name():
 
 
 def test_a_reset_mail_links_to_the_base_url_and_goes_to_the_stored_address(loaded, db_url, tmp_path, smtp):  # noqa: F811
-    accounts.sign_up(loaded, "ada@example.org", "correct horse", "ada")
+    verified_account(loaded)
     settings = mail_settings(db_url, tmp_path, smtp, base_url="https://papers.example.org",
                              allowed_hosts="papers.example.org,mirror.example.org")
     with TestClient(create_app(settings), base_url="https://mirror.example.org",
@@ -142,7 +152,7 @@ def test_a_reset_mail_links_to_the_base_url_and_goes_to_the_stored_address(loade
 
 
 def test_without_a_base_url_links_use_the_checked_host(loaded, db_url, tmp_path, smtp):  # noqa: F811
-    accounts.sign_up(loaded, "ada@example.org", "correct horse", "ada")
+    verified_account(loaded)
     with TestClient(create_app(mail_settings(db_url, tmp_path, smtp, base_url=None))) as client:
         assert client.post("/reset", data={"email": "ada@example.org", "csrf_token": csrf(client, "/reset")},
                            headers={"host": "localhost:8000"}).status_code == 200
@@ -340,7 +350,7 @@ def test_smtp_errors_never_show_the_password(tmp_path, caplog):
 
 
 def test_a_failed_reset_mail_logs_no_password(loaded, db_url, tmp_path, caplog):
-    accounts.sign_up(loaded, "ada@example.org", "correct horse", "ada")
+    verified_account(loaded)
     settings = settings_for(db_url, tmp_path, smtp_url=f"smtp://ada:hunter2@127.0.0.1:{free_port()}")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post("/reset", data={"email": "ada@example.org", "csrf_token": csrf(client, "/reset")})
@@ -348,7 +358,7 @@ def test_a_failed_reset_mail_logs_no_password(loaded, db_url, tmp_path, caplog):
 
 
 def test_without_smtp_the_mail_log_names_recipient_and_subject_only(loaded, db_url, tmp_path, caplog):
-    accounts.sign_up(loaded, "ada@example.org", "correct horse", "ada")
+    verified_account(loaded)
     caplog.set_level(logging.INFO)
     with TestClient(create_app(settings_for(db_url, tmp_path))) as client:
         client.post("/reset", data={"email": "ada@example.org", "csrf_token": csrf(client, "/reset")})
