@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -20,7 +22,7 @@ class Settings(BaseSettings):
         description="Where the SQLite database, the vector index and caches live.",
     )
     database_url: str | None = Field(
-        default=None,
+        default=None, repr=False,
         description="SQLAlchemy URL; default sqlite:///<data_dir>/dailypapers.db. "
         "PostgreSQL: postgresql+psycopg://user:pass@host/db",
     )
@@ -39,8 +41,16 @@ class Settings(BaseSettings):
                                    "or off (search by words only).")
     embedding_device: str = Field("cpu", description="cpu, or cuda where there is a GPU.")
     base_url: str | None = Field(None, description="The site's public URL, for links in mail and feeds "
-                                 "(e.g. https://papers.example.org); default: the URL of each request.")
-    smtp_url: str | None = Field(None, description="smtp://user:password@host:587 (STARTTLS) or smtps://host:465.")
+                                 "(e.g. https://papers.example.org); default: the request's host, once checked "
+                                 "against allowed_hosts. Required by `serve` when mail is on.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names the site answers to (comma-separated); any other Host "
+        "header gets a 400. Default: the base URL's host, localhost, 127.0.0.1 and ::1.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Addresses or networks (comma-separated, e.g. 10.0.0.0/8) of the "
+        "reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed. Default: none.")
+    smtp_url: str | None = Field(None, repr=False,
+                                 description="smtp://user:password@host:587 (STARTTLS) or smtps://host:465.")
     mail_from: str = Field("dailypapers <noreply@localhost>", description="The From address of mail.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Papers per ingest transaction.")
     mail_schedule: bool | None = Field(
@@ -55,12 +65,42 @@ class Settings(BaseSettings):
                               "(4xx) or a dropped connection, with exponential backoff.")
     smtp_retry_delay: float = Field(2.0, ge=0, description="Seconds before the first retry; doubled each time.")
 
-    @field_validator("feature_categories", mode="before")
+    @field_validator("feature_categories", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("must be an absolute http:// or https:// URL, like https://papers.example.org")
+        return value.rstrip("/") if value else None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [host.lower().strip("[]") for host in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (like 10.0.0.0/8)") from None
+        return value
+
+    @property
+    def hosts(self) -> set[str]:
+        """The Host names answered (lower-case, IPv6 without brackets)."""
+        if self.allowed_hosts:
+            return set(self.allowed_hosts)
+        base = {urlsplit(self.base_url).hostname} if self.base_url else set()
+        return base | {"localhost", "127.0.0.1", "::1"}
 
     @property
     def db_url(self) -> str:
@@ -69,6 +109,15 @@ class Settings(BaseSettings):
     @property
     def mail_schedule_on(self) -> bool:
         return bool(self.smtp_url) if self.mail_schedule is None else self.mail_schedule
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{netloc[0].partition(':')[0]}:***@{netloc[2]}"))
 
 
 def get_settings(**overrides: object) -> Settings:

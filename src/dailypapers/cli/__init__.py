@@ -90,6 +90,10 @@ def serve(
     """Serve the web site and the JSON API."""
     from dailypapers.web.serve import serve as run
 
+    settings = settings_or_fail()
+    if settings.smtp_url and not settings.base_url:
+        fail("DAILYPAPERS_SMTP_URL is set but DAILYPAPERS_BASE_URL is not: set it to the site's public URL "
+             "(e.g. https://papers.example.org), the only host mail links may point to")
     open_store()  # migrate once here, not in every worker
     run(host, port, workers)
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from dailypapers.config import Settings, get_settings
+from dailypapers.config import Settings, get_settings, hide_password
 from dailypapers.store.db import migrate, open_engine
 
 
@@ -45,5 +45,5 @@ def open_store() -> Engine:
         migrate(engine)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        fail(f"cannot open the database {settings.db_url}: {reason}")
+        fail(f"cannot open the database {hide_password(settings.db_url)}: {reason}")
     return engine

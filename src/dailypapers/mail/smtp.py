@@ -14,7 +14,7 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import unquote, urlparse
 
-from dailypapers.config import Settings
+from dailypapers.config import Settings, hide_password
 
 log = logging.getLogger("dailypapers.mail")
 
@@ -39,7 +39,7 @@ def connect(url: str, timeout: float = 30) -> smtplib.SMTP:
     """smtp://user:pass@host:587 (STARTTLS when the server offers it), smtps://host:465 (TLS)."""
     parts = urlparse(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError(f"DAILYPAPERS_SMTP_URL must look like smtp://user:password@host:587, not {url!r}")
+        raise ValueError(f"DAILYPAPERS_SMTP_URL must look like smtp://user:password@host:587, not {hide_password(url)!r}")
     if parts.scheme == "smtps":
         server: smtplib.SMTP = smtplib.SMTP_SSL(
             parts.hostname, parts.port or 465, timeout=timeout, context=ssl.create_default_context()
@@ -203,16 +203,18 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
     return f"{exc.smtp_code} {text}"
 
 
+def _not_sent(message: EmailMessage) -> None:
+    # Recipient and subject only: the body holds live links (a reset, a confirmation).
+    log.warning("no DAILYPAPERS_SMTP_URL: not sent to %s: %s", message["To"], message["Subject"])
+
+
 def send_now(settings: Settings, message: EmailMessage, to: str) -> bool:
     """Send one transactional message (a confirmation) on its own connection; False without SMTP.
 
     Raises MailError, Transient or Permanent when it could not go.
     """
     if not settings.smtp_url:
-        log.warning(
-            "no DAILYPAPERS_SMTP_URL: this message was not sent:\n%s",
-            message.get_body(("plain",)).get_content(),
-        )
+        _not_sent(message)
         return False
     with Mailer.from_settings(
         settings, retries=min(settings.smtp_retries, 1), retry_delay=min(settings.smtp_retry_delay, 1.0)
@@ -231,7 +233,7 @@ def send_plain(settings: Settings, to: str, subject: str, body: str) -> None:
     message["Message-ID"] = make_msgid(domain=parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost")
     message.set_content(body)
     if not settings.smtp_url:
-        log.warning("no DAILYPAPERS_SMTP_URL: this message was not sent:\n%s", message)
+        _not_sent(message)
         return
     with connect(settings.smtp_url) as server:
         server.send_message(message)

@@ -11,13 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from dailypapers.config import Settings, get_settings
 from dailypapers.mail import schedule as mail_schedule
 from dailypapers.store import queries
 from dailypapers.throttle import Throttled
 from dailypapers.store.db import open_engine
-from dailypapers.web import actions, api, auth, feeds, pages, subscriptions
+from dailypapers.web import actions, api, apidocs, auth, feeds, pages, security, subscriptions
 from dailypapers.web.deps import render
 
 log = logging.getLogger("dailypapers.web")
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     """A configured app. ``embedder`` overrides the configured model (tests pass a loaded one)."""
     settings = settings or get_settings()
     engine = open_engine(settings.db_url, serving=True)
-    app = FastAPI(title="dailypapers", version="0.1.0",
+    app = FastAPI(title="dailypapers", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Daily papers, trending and search. The JSON API follows the Hugging Face "
                               "papers API: /api/daily_papers, /api/papers/{id}, /api/papers/search.")
     app.state.settings = settings
@@ -48,11 +49,18 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
             return None
 
     app.state.embedder = load_embedder
+    # Links in mail and feeds: the configured URL, else the request's Host (checked by security.Edge).
     app.state.base_url = lambda request: (settings.base_url or str(request.base_url)).rstrip("/")
     app.state.send_reset = lambda email, link: _send_reset(settings, email, link)
 
     mail_schedule.install(app, settings, engine)  # digests and alerts in the background, when on
 
+    # Outermost first: the real client and scheme (trusted proxies only), then Host, Origin, headers.
+    app.add_middleware(security.Edge, settings=settings, refuse=error_response)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    security.redact_access_log()
+
+    apidocs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api.router)
     app.include_router(feeds.router)
@@ -83,8 +91,10 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "Something went wrong on our side; it has been logged.")
+        log.exception("unhandled error on %s %s", request.method, security.redact(request.url.path))
+        response = error_response(request, 500, "Something went wrong on our side; it has been logged.")
+        response.headers.update(security.headers(settings))  # sent from outside the middleware
+        return response
 
     return app
 

@@ -80,7 +80,9 @@ def reset_form(request: Request) -> HTMLResponse:
 def reset(request: Request, engine: Db, email: str = Form("")) -> Response:
     token = accounts.start_password_reset(engine, email)
     if token:
-        request.app.state.send_reset(email.strip(), f"{request.app.state.base_url(request)}/reset/{token}")
+        # To the stored address (found by its normalized form), never the typed one.
+        request.app.state.send_reset(accounts.normalize_email(email),
+                                     f"{request.app.state.base_url(request)}/reset/{token}")
     # The same answer for known and unknown addresses: the form tells nobody who has an account.
     return render(request, "reset.html", {"values": {"email": email}, "errors": {}, "sent": True})
 

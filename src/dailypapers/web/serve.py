@@ -22,7 +22,10 @@ PROTOCOL = "dailypapers.web.protocol:NoDelayHttpToolsProtocol"
 def _config(**options):  # noqa: ANN003, ANN202
     import uvicorn
 
-    return uvicorn.Config(APP, factory=True, http=PROTOCOL, loop="uvloop", **options)
+    # Forwarded headers are believed only from DAILYPAPERS_TRUSTED_PROXIES, inside the app (security.py),
+    # not from uvicorn's default of 127.0.0.1; and the Server header tells nobody what runs here.
+    return uvicorn.Config(APP, factory=True, http=PROTOCOL, loop="uvloop", proxy_headers=False,
+                          server_header=False, **options)
 
 
 def _listen(host: str, port: int) -> socket.socket:
