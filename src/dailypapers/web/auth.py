@@ -141,11 +141,20 @@ def reset(request: Request, engine: Db, email: str = Form("")) -> Response:
             token, stored = started  # mail goes to the address the account has, never to what was typed
             request.app.state.send_reset(stored, f"{request.app.state.base_url(request)}/reset/{token}")
         elif (pending := accounts.unverified_account(engine, email)) is not None:
-            _mail_verification(request, engine, pending)  # an unverified address gets no mail but this
+            _resend_quietly(request, engine, pending)
     except Throttled as exc:
         return _throttled(request, "reset.html", {"values": {"email": email}, "sent": False}, exc)
     # The same answer for known and unknown addresses: the form tells nobody who has an account.
     return render(request, "reset.html", {"values": {"email": email}, "errors": {}, "sent": True})
+
+
+def _resend_quietly(request: Request, engine, user_pk: int) -> None:  # noqa: ANN001
+    """An unverified address gets no mail but the verification, sent again when its throttle allows
+    (not saying when it does not: that would tell who has an account)."""
+    try:
+        _mail_verification(request, engine, user_pk)
+    except Throttled:
+        pass
 
 
 @router.get("/reset/{token}", response_class=HTMLResponse)
