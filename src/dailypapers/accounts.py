@@ -363,14 +363,19 @@ def start_verification(engine: Engine, user_pk: int, *, now: datetime | None = N
     return token, email
 
 
+def _live_link(token: str, now: datetime) -> tuple:
+    """Where-clauses for a verification link that is known, unused and unexpired."""
+    v = email_verifications.c
+    return v.token_hash == _digest(token), v.used_at.is_(None), v.expires_at > now
+
+
 def verification_open(engine: Engine, token: str, *, now: datetime | None = None) -> bool:
     """Whether a verification link still works (looked at, not used: a GET must change nothing)."""
     if not token or not isinstance(token, str):
         return False
     with engine.connect() as conn:
-        return conn.execute(select(email_verifications.c.user_pk).where(
-            email_verifications.c.token_hash == _digest(token), email_verifications.c.used_at.is_(None),
-            email_verifications.c.expires_at > _now(now))).first() is not None
+        query = select(email_verifications.c.user_pk).where(*_live_link(token, _now(now)))
+        return conn.execute(query).first() is not None
 
 
 def verify_email(engine: Engine, token: str, *, now: datetime | None = None) -> int:
@@ -382,8 +387,7 @@ def verify_email(engine: Engine, token: str, *, now: datetime | None = None) -> 
     with engine.begin() as conn:
         row = conn.execute(
             update(email_verifications)
-            .where(email_verifications.c.token_hash == _digest(token), email_verifications.c.used_at.is_(None),
-                   email_verifications.c.expires_at > now)
+            .where(*_live_link(token, now))
             .values(used_at=now)
             .returning(email_verifications.c.user_pk, email_verifications.c.email)
         ).first()

@@ -180,7 +180,8 @@ def new_password(request: Request, token: str, engine: Db, password: str = Form(
 @router.get("/verify/{token}", response_class=HTMLResponse)
 def verify_page(request: Request, engine: Db, token: str) -> HTMLResponse:
     if not accounts.verification_open(engine, token):
-        return render(request, "verify.html", {"token": token, "error": accounts.VERIFY_EXPIRED}, status_code=410)
+        return render(request, "verify.html", {"token": token, "error": accounts.VERIFY_EXPIRED},
+                      status_code=410)
     return render(request, "verify.html", {"token": token})
 
 
@@ -196,7 +197,8 @@ def verify(request: Request, engine: Db, token: str) -> HTMLResponse:
 # --- the account page --------------------------------------------------------------------------------
 
 
-def _account_page(request: Request, engine, user: dict, status_code: int = 200, **context) -> HTMLResponse:  # noqa: ANN001, ANN003
+def _account_page(request: Request, engine, user: dict, status_code: int = 200,  # noqa: ANN001
+                  **context) -> HTMLResponse:  # noqa: ANN003
     context = {"saved": community.saved_papers(engine, user["pk"]), "api_token": None, "notice": None,
                "errors": {}, **context}
     return render(request, "account.html", context, status_code=status_code)
@@ -220,7 +222,8 @@ def resend_verification(request: Request, engine: Db, user: SignedIn) -> HTMLRes
     if not sent:
         return _account_page(request, engine, user, 503, errors={
             "verify": "We could not send the mail just now; please try again in a few minutes."})
-    return _account_page(request, engine, user, notice=f"A new verification link is on its way to {user['email']}.")
+    return _account_page(request, engine, user,
+                         notice=f"A new verification link is on its way to {user['email']}.")
 
 
 @router.post("/account/password", dependencies=[Csrf])
@@ -254,7 +257,8 @@ def new_token(request: Request, engine: Db, user: SignedIn) -> HTMLResponse:
 @router.post("/account/token/revoke", dependencies=[Csrf])
 def revoke_token(request: Request, engine: Db, user: SignedIn) -> HTMLResponse:
     accounts.revoke_api_token(engine, user["pk"])
-    return _account_page(request, engine, user, notice="Your API token is revoked: scripts using it stop working.")
+    return _account_page(request, engine, user,
+                         notice="Your API token is revoked: scripts using it stop working.")
 
 
 @router.get("/saved.bib")
