@@ -442,12 +442,16 @@ def test_a_reset_ends_every_session_and_revokes_the_api_token(site, app, engine,
     sign_up(site)
     accounts.mark_verified(engine, ADA)
     api_token = accounts.create_api_token(engine, accounts.mark_verified(engine, ADA))
+    guesser = client_at(app, "203.0.113.140")
+    assert [sign_in(guesser, password=f"guess {n}!").status_code for n in range(6)][-1] == 429
     stranger = client_at(app, "198.51.100.40")
     post(stranger, "/reset", {"email": ADA}, "/reset")
     path = link(smtp.messages[-1].message.get_content(), "/reset/")
     assert post(stranger, path, {"password": "battery staple"}, path).status_code == 303
     assert site.get("/account").status_code == 401
     assert accounts.token_user(engine, api_token) is None
+    # The reset also lifts the back-off the guesser caused: the owner signs in at once.
+    assert sign_in(client_at(app, "198.51.100.41"), password="battery staple").status_code == 303
 
 
 def test_sign_out_everywhere(site, app, engine):

@@ -314,8 +314,8 @@ def start_password_reset(engine: Engine, email: str, *,
 
 def finish_password_reset(engine: Engine, token: str, new_password: str, *,
                           now: datetime | None = None) -> int:
-    """Set the new password with a reset token; returns the user pk. Ends all the user's sessions
-    and revokes the API token.
+    """Set the new password with a reset token; returns the user pk. Ends all the user's sessions,
+    revokes the API token and clears the sign-in back-off of the account.
 
     AccountError("token", RESET_EXPIRED) for an unknown, expired or used token; the password is
     checked first, so a too-short one does not use up the link.
@@ -342,6 +342,9 @@ def finish_password_reset(engine: Engine, token: str, new_password: str, *,
         conn.execute(update(password_resets)
                      .where(password_resets.c.user_pk == user_pk, password_resets.c.used_at.is_(None))
                      .values(used_at=now))
+        email = conn.execute(select(users.c.email).where(users.c.pk == user_pk)).scalar_one()
+    # Whoever was guessing the old password no longer holds the owner back from the new one.
+    throttle.forget(engine, _guess_key("acct", email))
     return user_pk
 
 
