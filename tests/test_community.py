@@ -351,7 +351,7 @@ def test_submission_errors_say_what_is_wrong(engine, recorded):
 # --- the migration ------------------------------------------------------------------------------
 
 
-COMMUNITY_TABLES = {"upvotes", "comments", "saved_papers", "sessions", "password_resets", "login_attempts"}
+COMMUNITY_TABLES = {"upvotes", "comments", "saved_papers", "sessions", "password_resets"}  # login_attempts: gone in 0006
 
 
 def test_the_community_migration_downgrades_and_upgrades_again(engine):

@@ -49,6 +49,14 @@ def post_form(client, data, path="/subscribe"):
     return client.post(path, data={"csrf_token": csrf(client), **data}, follow_redirects=False)
 
 
+def open_and_confirm(client, path):
+    """Open a confirmation link (GET: a page with one button, nothing changes) and press the button."""
+    page = client.get(path)
+    assert page.status_code == 200 and "Confirm my subscription" in page.text, page.text
+    return client.post(path, data={"csrf_token": re.search(r'name="csrf-token" content="([^"]+)"',
+                                                           page.text).group(1)})
+
+
 def test_every_page_links_to_the_subscribe_form(site):
     page = site.get("/").text
     assert '<a href="/subscribe">Get trending papers in your email inbox</a>' in page
@@ -67,7 +75,10 @@ def test_subscribe_confirm_by_link_then_the_digest_arrives(site, engine, setting
     confirm_path = link(confirmation.text(), "/subscriptions/confirm/")
     assert send_digests(engine, settings, "daily", now=RUN_DAY).sent == []  # nothing before confirming
 
-    confirmed = site.get(confirm_path)  # opening the link (GET) confirms
+    opened = site.get(confirm_path)  # opening the link (GET) only shows the button: scanners open links
+    assert opened.status_code == 200 and "ada@example.org will get the daily digest" in opened.text
+    assert subs.of_address(engine, "ada@example.org")[0]["status"] == "pending"
+    confirmed = open_and_confirm(site, confirm_path)
     assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
     assert "ada@example.org now gets the daily digest of trending papers" in confirmed.text
     again = site.get(confirm_path)
@@ -93,7 +104,7 @@ def test_an_alert_from_the_form(site, engine, settings, smtp):  # noqa: F811
     assert response.status_code == 200, response.text
     text = smtp.messages[0].text()
     assert "weekly alert for “policy generalization” (cs.LG, cs.AI, with code)" in text
-    site.get(link(text, "/subscriptions/confirm/"))
+    open_and_confirm(site, link(text, "/subscriptions/confirm/"))
     (sub,) = subs.of_address(engine, "bob@example.org")
     assert (sub["status"], sub["kind"], sub["period"], sub["query"]) == (
         "active",
@@ -323,10 +334,13 @@ def test_a_signed_in_user_sees_and_manages_their_subscriptions(site, engine, smt
             "csrf_token": token,
         },
     )
+    verification = smtp.messages.pop(0)  # sign-up mails a verification link; verify before managing
+    verify_path = link(verification.text(), "/verify/")
+    site.post(verify_path, data={"csrf_token": csrf(site, verify_path)})
     form = site.get("/subscribe").text
     assert 'value="ada@example.org"' in form and '<a href="/subscriptions">Your subscriptions</a>' in form
     post_form(site, {"email": "ada@example.org", "kind": "alert", "period": "daily", "query": "robots"})
-    site.get(link(smtp.messages[0].text(), "/subscriptions/confirm/"))
+    open_and_confirm(site, link(smtp.messages[0].text(), "/subscriptions/confirm/"))
     page = site.get("/subscriptions")
     assert page.status_code == 200 and "Daily alert for “robots”" in page.text
     (sub,) = subs.of_address(engine, None, user_pk=subs.of_address(engine, "ada@example.org")[0]["user_pk"])

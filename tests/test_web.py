@@ -40,11 +40,12 @@ def csrf(client, path="/"):
 
 
 def sign_up(client, email="ada@example.org", username="ada", password="correct horse"):
+    """Sign up (which signs in); returns the CSRF token of the new session (it changes at sign-in)."""
     token = csrf(client, "/signup")
     response = client.post("/signup", data={"email": email, "username": username, "password": password,
                                             "csrf_token": token}, follow_redirects=False)
     assert response.status_code == 303, response.text
-    return token
+    return csrf(client)
 
 
 @pytest.mark.parametrize("path, needle", [
@@ -136,6 +137,7 @@ def test_sign_up_in_out(site):
     token = csrf(site)
     assert site.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
     assert "Sign in" in site.get("/").text
+    token = csrf(site, "/login")  # signing out changed the token
     bad = site.post("/login", data={"email": "ada@example.org", "password": "wrong password", "csrf_token": token})
     assert bad.status_code == 400 and "Wrong email or password." in bad.text and 'aria-invalid="true"' in bad.text
     good = site.post("/login", data={"email": "ada@example.org", "password": "correct horse", "next": "//evil.com",
@@ -282,8 +284,9 @@ def test_rss_and_atom_feeds(site):
     assert site.get("/feeds/daily.rss", params={"date": "2025-02-31"}).status_code == 400
 
 
-def test_password_reset_by_link(site, monkeypatch):
+def test_password_reset_by_link(site, engine, monkeypatch):
     sign_up(site)
+    accounts.mark_verified(engine, "ada@example.org")  # an unverified address gets no reset mail
     sent = []
     site.app.state.send_reset = lambda email, link: sent.append((email, link))
     token = csrf(site, "/reset")
@@ -294,6 +297,7 @@ def test_password_reset_by_link(site, monkeypatch):
     link = sent[0][1].replace("http://testserver", "")
     done = site.post(link, data={"password": "a new password", "csrf_token": token}, follow_redirects=False)
     assert done.status_code == 303
+    token = csrf(site)  # the reset signed in anew: a new session, a new token
     again = site.post(link, data={"password": "another one!", "csrf_token": token})
     assert again.status_code == 400 and "This reset link has expired or was already used." in again.text
 

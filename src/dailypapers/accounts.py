@@ -1,17 +1,20 @@
-"""Accounts: sign-up, sign-in with rate limiting, sessions, password resets, API tokens, admins.
+"""Accounts: sign-up, verified addresses, sign-in with back-off, sessions, password resets and
+changes, API tokens, admins.
 
-Plain functions over an Engine; the web turns ``AccountError`` into a form message beside its field.
-Passwords are hashed with argon2id. Session, reset and API tokens are 32 random bytes handed to the
-user once; only their SHA-256 is stored, so a copy of the database opens no account.
+Plain functions over an Engine; the web turns ``AccountError`` into a form message beside its field
+and ``throttle.Throttled`` (sign-in back-off, a busy hasher) into a "try again in ..." message.
+Passwords are hashed with argon2id, at most HASHES_AT_ONCE at a time per process (64 MiB each).
+Session, reset, verification and API tokens are 32 random bytes handed to the user once; only their
+SHA-256 is stored, so a copy of the database opens no account.
 Times are naive UTC, as everywhere in the store; ``now`` may be passed in (tests, jobs).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import secrets
+import threading
 from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
@@ -20,7 +23,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from dailypapers.store.schema import login_attempts, password_resets, sessions, users
+from dailypapers import throttle
+from dailypapers.store.schema import email_verifications, password_resets, sessions, users
 
 EMAIL_MAX = 320
 EMAIL_LOCAL_MAX = 64
@@ -31,10 +35,16 @@ USERNAME = re.compile(r"[A-Za-z0-9_-]{2,40}")
 # (whether the address receives mail is what a confirmation email finds out).
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f.]+(?:\.[^@\s\x00-\x1f\x7f.]+)+")
 
-MAX_FAILURES = 5  # failed sign-ins per key ...
-FAILURE_WINDOW = timedelta(minutes=15)  # ... in this long
 SESSION_DAYS = 30
 RESET_VALID = timedelta(hours=1)
+VERIFY_VALID = timedelta(hours=48)
+# Sign-in guesses go through throttle.attempt: this many free per hour, then exponential back-off
+# (2 s, 4 s, ... at most 15 min between guesses). Per account, and (more, for shared NATs) per client.
+GUESSES_PER_ACCOUNT = 5
+GUESSES_PER_CLIENT = 30
+# argon2 takes 64 MiB a hash: a few at once per process, the others wait HASH_WAIT seconds at most.
+HASHES_AT_ONCE = 2
+HASH_WAIT = 5.0
 API_TOKEN_PREFIX = "dp_"  # recognisable in logs and secret scanners
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -42,7 +52,8 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
 
 USER_COLUMNS = (users.c.pk, users.c.username, users.c.fullname, users.c.avatar_url, users.c.email,
-                users.c.is_admin, users.c.created_at)
+                users.c.is_admin, users.c.created_at, users.c.email_verified_at)
+_hash_slots = threading.BoundedSemaphore(HASHES_AT_ONCE)
 
 
 class AccountError(ValueError):
@@ -52,6 +63,36 @@ class AccountError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class Busy(throttle.Throttled):
+    """Every password-hashing slot of this process stayed taken for HASH_WAIT seconds."""
+
+    @property
+    def message(self) -> str:
+        return "The server is busy; try again in a few seconds."
+
+
+def _hashing(work, *args: str):  # noqa: ANN001, ANN202
+    """Run an argon2 call in one of the process's few slots (memory, not CPU, is the bound)."""
+    if not _hash_slots.acquire(timeout=HASH_WAIT):
+        raise Busy(HASH_WAIT)
+    try:
+        return work(*args)
+    finally:
+        _hash_slots.release()
+
+
+def _hash(password: str) -> str:
+    return _hashing(_hasher.hash, password)
+
+
+def _verify(stored: str, password: str) -> bool:
+    """True when the password matches the hash; False otherwise (never raises for a mismatch)."""
+    try:
+        return _hashing(_hasher.verify, stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 
 def _now(now: datetime | None) -> datetime:
@@ -126,7 +167,7 @@ def sign_up(engine: Engine, email: str, password: str, username: str, *, now: da
     address = check_email(email)
     name = check_username(username)
     check_password(password)
-    hashed = _hasher.hash(password)
+    hashed = _hash(password)
     try:
         with engine.begin() as conn:
             if _email_taken(conn, address):
@@ -143,68 +184,67 @@ def sign_up(engine: Engine, email: str, password: str, username: str, *, now: da
         raise AccountError("username", "That username is taken.") from None
 
 
-def _attempt_key(key: str) -> str:
-    """Keys longer than the column (a long address plus a client address) are stored as their digest."""
-    return key if len(key) <= 320 else "sha256:" + _digest(key)
+def _guess_key(kind: str, value: str) -> str:
+    """A throttle key; long values (a 320-character address) are stored as their digest."""
+    key = f"signin:{kind}:{value}"
+    return key if len(key) <= 200 else f"signin:{kind}:sha256:{_digest(value)}"
 
 
-def _minutes(delta: timedelta) -> str:
-    n = max(1, math.ceil(delta.total_seconds() / 60))
-    return f"{n} minute" if n == 1 else f"{n} minutes"
-
-
-def authenticate(engine: Engine, email: str, password: str, *, key: str, now: datetime | None = None) -> int:
+def authenticate(engine: Engine, email: str, password: str, *, client: str | None = None,
+                 now: datetime | None = None) -> int:
     """The user pk for a correct email and password; AccountError("password", ...) otherwise.
 
-    At most MAX_FAILURES failed attempts per ``key`` (the web passes email + client address) in
-    FAILURE_WINDOW; beyond that every attempt, even a correct one, is refused until the oldest failure
-    leaves the window. A success clears the key's failures.
+    Every guess is counted before the password is checked, per account (GUESSES_PER_ACCOUNT free an
+    hour) and per client address (GUESSES_PER_CLIENT), then back-off: throttle.Throttled says when
+    to try again, even for the right password. A success clears the account's count (not the
+    client's: one known password must not buy more guesses at others).
     """
-    now = _now(now)
-    key = _attempt_key(key)
-    since = now - FAILURE_WINDOW
+    address = normalize_email(email)
+    account_key = _guess_key("acct", address)
+    throttle.attempt(engine, account_key, free=GUESSES_PER_ACCOUNT)
+    if client:
+        throttle.attempt(engine, _guess_key("ip", client), free=GUESSES_PER_CLIENT)
     with engine.connect() as conn:
-        failures = conn.execute(
-            select(login_attempts.c.at).where(login_attempts.c.key == key, login_attempts.c.at > since)
-            .order_by(login_attempts.c.at)
-        ).scalars().all()
-        if len(failures) >= MAX_FAILURES:
-            # Free again when enough of them have left the window to be below the limit.
-            free_at = failures[len(failures) - MAX_FAILURES] + FAILURE_WINDOW
-            raise AccountError("password", f"Too many attempts; try again in {_minutes(free_at - now)}.")
-        row = conn.execute(
-            select(users.c.pk, users.c.password_hash).where(users.c.email == normalize_email(email))
-        ).first()
-
+        row = conn.execute(select(users.c.pk, users.c.password_hash).where(users.c.email == address)).first()
     stored = row.password_hash if row is not None else None
-    ok = False
-    try:
-        ok = _hasher.verify(stored or _DUMMY_HASH, password if isinstance(password, str) else "")
-        ok = ok and stored is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ok = False
-
+    # An unknown address takes as long as a wrong password.
+    ok = _verify(stored or _DUMMY_HASH, password if isinstance(password, str) else "") and stored is not None
     if not ok:
-        with engine.begin() as conn:  # committed before raising (an exception would roll it back)
-            stale = login_attempts.c.key == key, login_attempts.c.at <= since
-            conn.execute(delete(login_attempts).where(*stale))
-            conn.execute(insert(login_attempts).values(key=key, at=now))
         raise AccountError("password", "Wrong email or password.")
-    with engine.begin() as conn:
-        conn.execute(delete(login_attempts).where(login_attempts.c.key == key))
-        if _hasher.check_needs_rehash(stored):  # parameters got stronger since this hash was made
-            rehashed = _hasher.hash(password)
+    throttle.forget(engine, account_key)
+    if _hasher.check_needs_rehash(stored):  # parameters got stronger since this hash was made
+        rehashed = _hash(password)
+        with engine.begin() as conn:
             conn.execute(update(users).where(users.c.pk == row.pk).values(password_hash=rehashed))
     return row.pk
 
 
+def _end_everything(conn: Connection, user_pk: int) -> None:
+    """After a reset or a password change: every session ends and the API token stops working."""
+    conn.execute(delete(sessions).where(sessions.c.user_pk == user_pk))
+    conn.execute(update(users).where(users.c.pk == user_pk).values(api_token_hash=None))
+
+
 def set_password(engine: Engine, user_pk: int, new_password: str) -> None:
-    """Replace a user's password (checked like at sign-up) and end all their sessions."""
+    """Replace a user's password (checked like at sign-up); ends all their sessions, revokes the API token."""
     check_password(new_password)
-    hashed = _hasher.hash(new_password)
+    hashed = _hash(new_password)
     with engine.begin() as conn:
         conn.execute(update(users).where(users.c.pk == user_pk).values(password_hash=hashed))
-        conn.execute(delete(sessions).where(sessions.c.user_pk == user_pk))
+        _end_everything(conn, user_pk)
+
+
+def change_password(engine: Engine, user_pk: int, current: str, new_password: str) -> None:
+    """Change a password knowing the current one (guesses of it are throttled like sign-ins)."""
+    check_password(new_password)
+    key = f"password:user:{user_pk}"
+    throttle.attempt(engine, key, free=GUESSES_PER_ACCOUNT)
+    with engine.connect() as conn:
+        stored = conn.execute(select(users.c.password_hash).where(users.c.pk == user_pk)).scalar()
+    if not stored or not _verify(stored, current if isinstance(current, str) else ""):
+        raise AccountError("current", "That is not your current password.")
+    throttle.forget(engine, key)
+    set_password(engine, user_pk, new_password)
 
 
 # --- sessions -----------------------------------------------------------------------------------
@@ -252,25 +292,30 @@ def end_all_sessions(engine: Engine, user_pk: int) -> None:
 RESET_EXPIRED = "This reset link has expired or was already used."
 
 
-def start_password_reset(engine: Engine, email: str, *, now: datetime | None = None) -> str | None:
-    """A reset token (valid RESET_VALID, once) to mail to the address; None when no account has it.
+def start_password_reset(engine: Engine, email: str, *,
+                         now: datetime | None = None) -> tuple[str, str] | None:
+    """(token, stored address): a reset link (valid RESET_VALID, once) to mail to the address the
+    account has; None when no account has it, or when the address is not verified yet (it gets no
+    mail but the verification: see ``unverified_account``).
 
     The web shows the same message either way, so the form tells no one which addresses exist.
     """
     now = _now(now)
     with engine.begin() as conn:
-        row = conn.execute(select(users.c.pk).where(users.c.email == normalize_email(email))).first()
-        if row is None:
+        row = conn.execute(select(users.c.pk, users.c.email, users.c.email_verified_at)
+                           .where(users.c.email == normalize_email(email))).first()
+        if row is None or row.email_verified_at is None:
             return None
         token, digest = _new_token()
         conn.execute(insert(password_resets).values(token_hash=digest, user_pk=row.pk,
                                                     expires_at=now + RESET_VALID))
-    return token
+    return token, row.email
 
 
 def finish_password_reset(engine: Engine, token: str, new_password: str, *,
                           now: datetime | None = None) -> int:
-    """Set the new password with a reset token; returns the user pk. Ends the user's other sessions.
+    """Set the new password with a reset token; returns the user pk. Ends all the user's sessions,
+    revokes the API token and clears the sign-in back-off of the account.
 
     AccountError("token", RESET_EXPIRED) for an unknown, expired or used token; the password is
     checked first, so a too-short one does not use up the link.
@@ -279,7 +324,7 @@ def finish_password_reset(engine: Engine, token: str, new_password: str, *,
     now = _now(now)
     if not token or not isinstance(token, str):
         raise AccountError("token", RESET_EXPIRED)
-    hashed = _hasher.hash(new_password)
+    hashed = _hash(new_password)
     with engine.begin() as conn:
         # One UPDATE claims the token: of two concurrent uses, only one sees used_at still empty.
         user_pk = conn.execute(
@@ -292,12 +337,87 @@ def finish_password_reset(engine: Engine, token: str, new_password: str, *,
         if user_pk is None:
             raise AccountError("token", RESET_EXPIRED)
         conn.execute(update(users).where(users.c.pk == user_pk).values(password_hash=hashed))
-        conn.execute(delete(sessions).where(sessions.c.user_pk == user_pk))
+        _end_everything(conn, user_pk)
         # The user's other outstanding links are void too.
         conn.execute(update(password_resets)
                      .where(password_resets.c.user_pk == user_pk, password_resets.c.used_at.is_(None))
                      .values(used_at=now))
+        email = conn.execute(select(users.c.email).where(users.c.pk == user_pk)).scalar_one()
+    # Whoever was guessing the old password no longer holds the owner back from the new one.
+    throttle.forget(engine, _guess_key("acct", email))
     return user_pk
+
+
+# --- verified addresses ------------------------------------------------------------------------
+
+VERIFY_EXPIRED = "This verification link has expired or was already used."
+
+
+def start_verification(engine: Engine, user_pk: int, *, now: datetime | None = None) -> tuple[str, str]:
+    """(token, address): a verification link (valid VERIFY_VALID, once) for the account's address."""
+    now = _now(now)
+    token, digest = _new_token()
+    with engine.begin() as conn:
+        email = conn.execute(select(users.c.email).where(users.c.pk == user_pk)).scalar()
+        if not email:
+            raise AccountError("user", "No such user.")
+        conn.execute(insert(email_verifications).values(token_hash=digest, user_pk=user_pk, email=email,
+                                                        expires_at=now + VERIFY_VALID))
+    return token, email
+
+
+def _live_link(token: str, now: datetime) -> tuple:
+    """Where-clauses for a verification link that is known, unused and unexpired."""
+    v = email_verifications.c
+    return v.token_hash == _digest(token), v.used_at.is_(None), v.expires_at > now
+
+
+def verification_open(engine: Engine, token: str, *, now: datetime | None = None) -> bool:
+    """Whether a verification link still works (looked at, not used: a GET must change nothing)."""
+    if not token or not isinstance(token, str):
+        return False
+    with engine.connect() as conn:
+        query = select(email_verifications.c.user_pk).where(*_live_link(token, _now(now)))
+        return conn.execute(query).first() is not None
+
+
+def verify_email(engine: Engine, token: str, *, now: datetime | None = None) -> int:
+    """Use a verification link: the account's address counts as verified; returns the user pk.
+    AccountError("token", VERIFY_EXPIRED) for an unknown, expired or used link."""
+    now = _now(now)
+    if not token or not isinstance(token, str):
+        raise AccountError("token", VERIFY_EXPIRED)
+    with engine.begin() as conn:
+        row = conn.execute(
+            update(email_verifications)
+            .where(*_live_link(token, now))
+            .values(used_at=now)
+            .returning(email_verifications.c.user_pk, email_verifications.c.email)
+        ).first()
+        if row is None:
+            raise AccountError("token", VERIFY_EXPIRED)
+        conn.execute(update(users).where(users.c.pk == row.user_pk, users.c.email == row.email,
+                                         users.c.email_verified_at.is_(None)).values(email_verified_at=now))
+    return row.user_pk
+
+
+def mark_verified(engine: Engine, email: str, *, now: datetime | None = None) -> int:
+    """The operator vouches for an account's address (a lab without SMTP); returns its pk."""
+    address = normalize_email(email)
+    with engine.begin() as conn:
+        pk = conn.execute(select(users.c.pk).where(users.c.email == address)).scalar()
+        if pk is None:
+            raise AccountError("email", f"No account has the address {address}.")
+        conn.execute(update(users).where(users.c.pk == pk, users.c.email_verified_at.is_(None))
+                     .values(email_verified_at=_now(now)))
+    return pk
+
+
+def unverified_account(engine: Engine, email: str) -> int | None:
+    """The pk of the account with this address when the address is not verified yet."""
+    with engine.connect() as conn:
+        return conn.execute(select(users.c.pk).where(users.c.email == normalize_email(email),
+                                                     users.c.email_verified_at.is_(None))).scalar()
 
 
 # --- API tokens and admins ----------------------------------------------------------------------
@@ -342,10 +462,11 @@ def grant_admin(engine: Engine, email: str, admin: bool = True) -> int:
 
 
 def purge_expired(engine: Engine, *, now: datetime | None = None) -> int:
-    """Delete expired sessions, stale reset links and old login failures (a periodic job); returns rows."""
+    """Delete expired sessions, reset and verification links, and expired throttle counts (a
+    periodic job: see mail/schedule.py); returns the rows deleted."""
     now = _now(now)
     with engine.begin() as conn:
         n = conn.execute(delete(sessions).where(sessions.c.expires_at <= now)).rowcount
         n += conn.execute(delete(password_resets).where(password_resets.c.expires_at <= now)).rowcount
-        n += conn.execute(delete(login_attempts).where(login_attempts.c.at <= now - FAILURE_WINDOW)).rowcount
-    return n
+        n += conn.execute(delete(email_verifications).where(email_verifications.c.expires_at <= now)).rowcount
+    return n + throttle.purge(engine)

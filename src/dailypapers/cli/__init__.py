@@ -33,7 +33,8 @@ app.command()(mail_commands.unsubscribe)
 app.command()(mail_commands.subscriptions)
 
 
-admin_app = typer.Typer(help="Administrators: who may hide papers and comments.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administrators (who may hide papers and comments) and verified addresses.",
+                        no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 
 
@@ -59,6 +60,18 @@ def admin_revoke(email: str = typer.Argument(..., help="The account's email addr
     except AccountError as exc:
         fail(exc.message)
     typer.echo(f"{email} is no longer an administrator")
+
+
+@admin_app.command("verify")
+def admin_verify(email: str = typer.Argument(..., help="The account's email address.")) -> None:
+    """Mark an account's address verified (a site without mail cannot send the link)."""
+    from dailypapers.accounts import AccountError, mark_verified
+
+    try:
+        mark_verified(open_store(), email)
+    except AccountError as exc:
+        fail(exc.message)
+    typer.echo(f"{email} is now verified")
 
 
 @app.command()

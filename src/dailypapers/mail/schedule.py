@@ -4,6 +4,9 @@ Every ``mail_check_interval`` seconds, once the UTC clock has passed ``mail_send
 runs the daily digest, the weekly digest and the alerts. Each run only sends what is due and the send
 log's claims make every message exactly-once, so any number of workers (or machines) may run it, and
 a cron job may run `dailypapers digest send` beside it. DAILYPAPERS_MAIL_SCHEDULE=off turns it off.
+
+Beside it, whether or not mail is on, a purge thread deletes expired sessions, reset and
+verification links and throttle counts every PURGE_INTERVAL seconds (any worker may run it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dailypapers.config import Settings
 
 log = logging.getLogger("dailypapers.mail")
 FIRST_CHECK = 5.0  # seconds after start: let the server come up first
+PURGE_INTERVAL = 3600.0
 
 
 def due(settings: Settings, now: datetime) -> bool:
@@ -51,6 +55,61 @@ def run_once(engine: Engine, settings: Settings, now: datetime | None = None) ->
     return reports
 
 
+def purge_once(engine: Engine) -> int:
+    """Expired sessions, links and throttle counts out of the database; logged, never raised."""
+    from dailypapers.accounts import purge_expired
+
+    try:
+        return purge_expired(engine)
+    except Exception:  # the next round tries again
+        log.exception("purge of expired sessions and links failed")
+        return 0
+
+
+class Purger:
+    """A daemon thread running purge_once every PURGE_INTERVAL seconds."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.rounds = 0
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, name="dailypapers-purge", daemon=True)
+            self.thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+            self.thread = None
+
+    def _loop(self) -> None:
+        wait = min(FIRST_CHECK, PURGE_INTERVAL)
+        while not self.stopping.wait(wait):
+            purge_once(self.engine)
+            self.rounds += 1
+            wait = PURGE_INTERVAL
+
+
+def _run_during(app, worker) -> None:  # noqa: ANN001
+    """Start ``worker`` (start/stop) with the app's lifespan, stop it at the end."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app):  # noqa: ANN001, ANN202
+        worker.start()
+        try:
+            async with inner(app) as state:
+                yield state
+        finally:
+            worker.stop()
+
+    app.router.lifespan_context = lifespan
+
+
 class MailScheduler:
     def __init__(self, engine: Engine, settings: Settings):
         self.engine = engine
@@ -79,7 +138,10 @@ class MailScheduler:
 
 
 def install(app, settings: Settings, engine: Engine) -> MailScheduler | None:  # noqa: ANN001
-    """Run the scheduler for the app's lifetime when DAILYPAPERS_MAIL_SCHEDULE is on (see module doc)."""
+    """Run the purge for the app's lifetime, and the mail scheduler when DAILYPAPERS_MAIL_SCHEDULE is
+    on (see module doc)."""
+    app.state.purger = Purger(engine)
+    _run_during(app, app.state.purger)
     if not settings.mail_schedule_on:
         return None
     if not settings.smtp_url or not settings.base_url:
@@ -90,16 +152,5 @@ def install(app, settings: Settings, engine: Engine) -> MailScheduler | None:  #
         return None
     scheduler = MailScheduler(engine, settings)
     app.state.mail_scheduler = scheduler
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app):  # noqa: ANN001, ANN202
-        scheduler.start()
-        try:
-            async with inner(app) as state:
-                yield state
-        finally:
-            scheduler.stop()
-
-    app.router.lifespan_context = lifespan
+    _run_during(app, scheduler)
     return scheduler

@@ -205,16 +205,6 @@ throttle_hits = Table(
 )
 Index("ix_throttle_hits_key_at", throttle_hits.c.key, throttle_hits.c.at)
 
-# Failed sign-ins, by key (what the web passes: email + client address), for rate limiting.
-login_attempts = Table(
-    "login_attempts",
-    metadata,
-    Column("pk", Integer, primary_key=True),
-    Column("key", String(320), nullable=False),
-    Column("at", DateTime, nullable=False),
-)
-Index("ix_login_attempts_key_at", login_attempts.c.key, login_attempts.c.at)
-
 
 # --- email: subscriptions, their link tokens, and the send log (0004; see mail/ and docs/email.md) ---
 

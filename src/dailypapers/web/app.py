@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     # Links in mail and feeds: the configured URL, else the request's Host (checked by security.Edge).
     app.state.base_url = lambda request: (settings.base_url or str(request.base_url)).rstrip("/")
     app.state.send_reset = lambda email, link: _send_reset(settings, email, link)
+    app.state.send_verification = lambda email, link: auth.send_verification(settings, email, link)
 
     mail_schedule.install(app, settings, engine)  # digests and alerts in the background, when on
 

@@ -3,7 +3,11 @@
 The web only parses input and maps errors; the work is in dailypapers.mail. Links from mail carry a
 token (confirm / manage / unsubscribe); a link that no longer works gets a page that says why and
 what to do. POST /unsubscribe/TOKEN takes no CSRF token: RFC 8058 one-click unsubscribe is a POST
-from the mail provider, and the unguessable token is its proof.
+from the mail provider, and the unguessable token is its proof. Opening a confirmation link (GET)
+changes nothing, since mail scanners open links: its page has one button whose POST confirms.
+
+A signed-in account sees and manages the subscriptions of its address only once it has verified
+that address (otherwise anyone could sign up with someone else's address and manage their mail).
 """
 
 from __future__ import annotations
@@ -11,15 +15,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from dailypapers import throttle
 from dailypapers.mail import compose
 from dailypapers.mail import subscriptions as subs
 from dailypapers.mail.clock import utc_now
 from dailypapers.mail.smtp import MailError, Permanent, Transient, send_now
 from dailypapers.mail.subscription_spec import PERIODS, SubscriptionError, check_spec, describe
 from dailypapers.mail.tokens import check_token, new_token
+from dailypapers.throttle import Throttled
 from dailypapers.web.deps import Csrf, Db, SignedIn, User, render
 
 router = APIRouter()
+SUBSCRIBES_PER_CLIENT = ("20/hour", "100/day")
+SUBSCRIBES_PER_ADDRESS = ("5/hour", "20/day")  # mails to one address, whoever asks
+UNVERIFIED = ("Verify your address first (open the link we mailed you; your account page can send it "
+              "again): until then your account shows and changes no subscriptions.")
+
+
+def _verified_email(user: dict | None) -> str | None:
+    """The signed-in user's address, when they proved it is theirs."""
+    return user["email"] if user and user.get("email") and user.get("email_verified_at") else None
 
 FIELDS = ("email", "kind", "period", "query", "since", "cat", "org", "has_code")
 
@@ -76,6 +91,8 @@ def subscribe(
     }
     settings = request.app.state.settings
     try:
+        throttle.hit(engine, f"subscribe:ip:{request.client.host if request.client else 'unknown'}",
+                     *SUBSCRIBES_PER_CLIENT)
         spec = check_spec(
             email,
             kind=kind,
@@ -86,8 +103,14 @@ def subscribe(
             organization=org,
             has_code=True if has_code else None,
         )
-        user_pk = user["pk"] if user and user.get("email") == spec.email else None
+        throttle.hit(engine, f"subscribe:to:{spec.email}", *SUBSCRIBES_PER_ADDRESS)
+        user_pk = user["pk"] if _verified_email(user) == spec.email else None
         outcome = subs.subscribe(engine, spec, user_pk=user_pk)
+    except Throttled as exc:
+        response = render(request, "subscribe.html", {"values": _shown(values), "errors": {"email": exc.message}},
+                          status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except SubscriptionError as exc:
         return render(
             request,
@@ -139,6 +162,15 @@ def _shown(values: dict) -> dict:
 
 
 @router.get("/subscriptions/confirm/{token:path}", response_class=HTMLResponse)
+def confirm_page(request: Request, engine: Db, token: str) -> HTMLResponse:
+    check = check_token(engine, token, "confirm")
+    if not check.ok:
+        return _invalid(request, check.problem, "confirm")
+    sub = check.subscription
+    return render(request, "subscription_confirm.html", {"sub": sub, "what": describe(sub), "token": token})
+
+
+@router.post("/subscriptions/confirm/{token:path}", response_class=HTMLResponse, dependencies=[Csrf])
 def confirm(request: Request, engine: Db, token: str) -> HTMLResponse:
     check = subs.confirm(engine, token)
     if not check.ok:
@@ -236,24 +268,30 @@ def manage_change(
     )
 
 
+def _mine(engine, user: dict) -> list[dict]:  # noqa: ANN001
+    """The subscriptions an account manages: none before it verified its address."""
+    if not _verified_email(user):
+        return []
+    return subs.of_address(engine, user["email"], user["pk"])
+
+
 @router.get("/subscriptions", response_class=HTMLResponse)
 def my_subscriptions(request: Request, engine: Db, user: SignedIn) -> HTMLResponse:
-    return _manage_page(
-        request,
-        subs.of_address(engine, user.get("email"), user["pk"]),
-        "/subscriptions",
-        email=user.get("email"),
-    )
+    notice = None if _verified_email(user) else UNVERIFIED
+    return _manage_page(request, _mine(engine, user), "/subscriptions", notice=notice, email=user.get("email"))
 
 
 @router.post("/subscriptions", dependencies=[Csrf])
 def my_subscriptions_change(
     request: Request, engine: Db, user: SignedIn, pk: str = Form(""), action: str = Form("")
 ) -> HTMLResponse:
-    notice, error = _apply(engine, pk, action, subs.of_address(engine, user.get("email"), user["pk"]))
+    if not _verified_email(user):
+        return _manage_page(request, [], "/subscriptions", error=UNVERIFIED, email=user.get("email"),
+                            status_code=403)
+    notice, error = _apply(engine, pk, action, _mine(engine, user))
     return _manage_page(
         request,
-        subs.of_address(engine, user.get("email"), user["pk"]),
+        _mine(engine, user),
         "/subscriptions",
         notice=notice,
         error=error,

@@ -1,7 +1,8 @@
 """Security: verified addresses, throttling shared by all workers, comments rendered once.
 
 Existing accounts start unverified: nothing proved they read their address, so they confirm it
-before their subscriptions are theirs to see.
+before their subscriptions are theirs to see. login_attempts goes: sign-in guesses are counted in
+throttle_hits (per account and per client address, with back-off).
 
 Revision ID: 0006
 Revises: 0005
@@ -38,9 +39,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_throttle_hits_key_at", "throttle_hits", ["key", "at"])
     op.create_index("ix_throttle_hits_expires_at", "throttle_hits", ["expires_at"])
+    op.drop_table("login_attempts")
 
 
 def downgrade() -> None:
+    op.create_table(
+        "login_attempts",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        sa.Column("key", sa.String(320), nullable=False),
+        sa.Column("at", sa.DateTime, nullable=False),
+    )
+    op.create_index("ix_login_attempts_key_at", "login_attempts", ["key", "at"])
     op.drop_table("throttle_hits")
     op.drop_table("email_verifications")
     op.drop_column("comments", "body_html")
