@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 
 from dailypapers import accounts, community
@@ -20,8 +22,7 @@ def _period(date: str | None, week: str | None, month: str | None, engine) -> pe
         raise HTTPException(400, "give only one of date, week and month")
     try:
         if not given:
-            latest = queries.latest_daily_date(engine)
-            return periods.day(latest) if latest else periods.day("1970-01-01")
+            return periods.day(queries.latest_daily_date(engine) or datetime.date.today())
         name, value = given[0]
         return {"date": periods.day, "week": periods.week, "month": periods.month}[name](value)
     except PeriodError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+import datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
@@ -45,8 +45,8 @@ def _feed(request: Request, title: str, link: str, rows: list[dict], kind: str) 
             entry.author(name=author["name"])
         stamp = row.get("submitted_on_daily_at") or row.get("published_at")
         if stamp:
-            entry.published(stamp.replace(tzinfo=timezone.utc))
-            entry.updated(stamp.replace(tzinfo=timezone.utc))
+            entry.published(stamp.replace(tzinfo=datetime.timezone.utc))
+            entry.updated(stamp.replace(tzinfo=datetime.timezone.utc))
     body = fg.rss_str(pretty=True) if kind == "rss" else fg.atom_str(pretty=True)
     return Response(body, media_type=TYPES[kind])
 
@@ -56,7 +56,7 @@ def daily(request: Request, kind: str, date: str | None = None) -> Response:
     _check_kind(kind)
     engine = request.app.state.engine
     try:
-        period = periods.day(date) if date else periods.day(queries.latest_daily_date(engine) or "1970-01-01")
+        period = periods.day(date) if date else periods.day(queries.latest_daily_date(engine) or datetime.date.today())
     except PeriodError as exc:
         raise HTTPException(400, f"date: {exc}") from None
     rows, _ = queries.feed(engine, period.start, period.end, limit=100)
