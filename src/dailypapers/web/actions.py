@@ -8,9 +8,10 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
+from typing import Annotated
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from dailypapers import community, throttle
@@ -19,6 +20,7 @@ from dailypapers.store import queries
 from dailypapers.web.deps import Admin, Csrf, Db, SignedIn, render
 
 router = APIRouter(dependencies=[Csrf])
+CommentPk = Annotated[int, Path(ge=1, le=2**31 - 1)]  # what both databases' integer keys hold
 COMMENT_LIMITS = ("5/minute", "100/day")  # comments and edits, per user
 SUBMIT_LIMITS = ("5/minute", "50/day")  # submissions, per user
 ARXIV_TIMEOUT = 10.0  # seconds for one answer from arXiv; one retry
@@ -92,20 +94,20 @@ def comment(request: Request, paper_id: str, engine: Db, user: SignedIn, body: s
 
 
 @router.post("/comments/{comment_pk}/edit")
-def edit_comment(request: Request, comment_pk: int, engine: Db, user: SignedIn, body: str = Form("")) -> Response:
+def edit_comment(request: Request, comment_pk: CommentPk, engine: Db, user: SignedIn, body: str = Form("")) -> Response:
     throttle.hit(engine, f"comment:user:{user['pk']}", *COMMENT_LIMITS)  # each edit renders Markdown anew
     _community_call(community.edit_comment, engine, user["pk"], comment_pk, body)
     return back(request, "/")
 
 
 @router.post("/comments/{comment_pk}/delete")
-def delete_comment(request: Request, comment_pk: int, engine: Db, user: SignedIn) -> Response:
+def delete_comment(request: Request, comment_pk: CommentPk, engine: Db, user: SignedIn) -> Response:
     _community_call(community.delete_comment, engine, user["pk"], comment_pk)
     return back(request, "/")
 
 
 @router.post("/comments/{comment_pk}/hide")
-def hide_comment(request: Request, comment_pk: int, engine: Db, admin: Admin) -> Response:
+def hide_comment(request: Request, comment_pk: CommentPk, engine: Db, admin: Admin) -> Response:
     _community_call(community.hide_comment, engine, comment_pk)
     return back(request, "/")
 
