@@ -239,8 +239,10 @@ def test_nul_and_bad_utf8_in_forms_are_answered(client):
     assert "\ufffd\ufffd" in client.get(f"/papers/{VGC}").text
     response = client.post(f"/papers/{VGC}/comments", content=f"csrf_token={token}&body=hi%00there",
                            headers=form)
-    assert response.status_code == 303
-    assert "hithere" in client.get(f"/papers/{VGC}").text
+    assert response.status_code == 400 and "NUL character" in response.text
+    for url in ("/api/papers/%00", "/api/daily_papers?submitter=%00", "/search?q=a%00b", "/orgs/%00"):
+        response = client.get(url)
+        assert response.status_code == 400 and "NUL character" in response.text
     response = client.post("/submit", content=f"csrf_token={token}&paper=%00", headers=form)
     assert response.status_code == 400 and "arXiv" in response.text
 

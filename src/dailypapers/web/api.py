@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
+from pydantic import BaseModel, Field
 
 from dailypapers import accounts, community
 from dailypapers.search.hybrid import search
@@ -13,7 +14,14 @@ from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, one_search_at_a_time
 from dailypapers.web.periods import PeriodError
 
-router = APIRouter(prefix="/api", tags=["papers"])
+class ApiError(BaseModel):
+    error: str = Field(description="What was wrong, in a sentence.")
+
+
+ERRORS = {status: {"model": ApiError, "description": text} for status, text in (
+    (400, "A parameter is invalid; the message names it."), (401, "An API token is needed."),
+    (404, "No such paper."), (429, "Too many requests; see Retry-After."))}
+router = APIRouter(prefix="/api", tags=["papers"], responses=ERRORS)
 
 
 def _period(date: str | None, week: str | None, month: str | None, engine) -> periods.Period:  # noqa: ANN001
@@ -32,9 +40,10 @@ def _period(date: str | None, week: str | None, month: str | None, engine) -> pe
 @router.get("/daily_papers", summary="Papers on the daily feed of a day, week or month")
 def daily_papers(
     engine: Db,
-    date: str | None = Query(None, description="YYYY-MM-DD; default the latest day with papers"),
-    week: str | None = Query(None, description="ISO week, e.g. 2025-W09"),
-    month: str | None = Query(None, description="YYYY-MM"),
+    date: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+                             description="YYYY-MM-DD (1991 to 9998); default the latest day with papers"),
+    week: str | None = Query(None, pattern=r"^\d{4}-W\d{2}$", description="ISO week, e.g. 2025-W09"),
+    month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$", description="YYYY-MM"),
     submitter: str | None = Query(None, max_length=100, description="Username of who put papers on the feed"),
     sort: str = Query("publishedAt", pattern="^(publishedAt|trending)$"),
     p: int = Query(0, ge=0, le=100_000, description="Page, from 0"),
