@@ -40,10 +40,9 @@ def _period(date: str | None, week: str | None, month: str | None, engine) -> pe
 @router.get("/daily_papers", summary="Papers on the daily feed of a day, week or month")
 def daily_papers(
     engine: Db,
-    date: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
-                             description="YYYY-MM-DD (1991 to 9998); default the latest day with papers"),
-    week: str | None = Query(None, pattern=r"^\d{4}-W\d{2}$", description="ISO week, e.g. 2025-W09"),
-    month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$", description="YYYY-MM"),
+    date: str | None = Query(None, description="YYYY-MM-DD (1991 to 9998); default the latest day with papers"),
+    week: str | None = Query(None, description="ISO week, e.g. 2025-W09"),
+    month: str | None = Query(None, description="YYYY-MM"),
     submitter: str | None = Query(None, max_length=100, description="Username of who put papers on the feed"),
     sort: str = Query("publishedAt", pattern="^(publishedAt|trending)$"),
     p: int = Query(0, ge=0, le=100_000, description="Page, from 0"),
