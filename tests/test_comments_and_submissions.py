@@ -111,11 +111,11 @@ def test_a_comment_is_rendered_once_when_written_and_again_when_edited(site, eng
     def no_rendering(text):
         raise AssertionError("a view rendered Markdown")
 
-    no_rendering.__wrapped__ = community.render_markdown
+    real = community.render_markdown
     monkeypatch.setattr(community, "render_markdown", no_rendering)
     page = site.get(f"/papers/{VGC}")
     assert page.status_code == 200 and "<strong>bold</strong>" in page.text
-    monkeypatch.setattr(community, "render_markdown", community.render_markdown.__wrapped__)
+    monkeypatch.setattr(community, "render_markdown", real)
     assert site.post(f"/comments/{pk}/edit", data={"body": "_now_", "csrf_token": token}).status_code == 303
     with engine.connect() as conn:
         assert conn.execute(select(comments.c.body_html)).scalar_one() == "<p><em>now</em></p>\n"
@@ -192,7 +192,8 @@ def test_a_stalled_arxiv_is_asked_once_more_and_the_user_is_told(engine, db_url,
         assert response.status_code == 303 and response.headers["location"] == (
             "/papers/1605.08386?submitted=fetched")
         assert len(arxiv.times) == 2
-        assert "Fetched from arXiv and put on today&#39;s feed" in client.get(response.headers["location"]).text
+        page = client.get(response.headers["location"]).text
+        assert "Fetched from arXiv and put on today&#39;s feed" in page
         response = submit(client, token, "arXiv:1605.08386v1")
         assert response.headers["location"] == "/papers/1605.08386?submitted=already"
         assert "already on the feed" in client.get(response.headers["location"]).text
@@ -209,7 +210,8 @@ def test_an_arxiv_that_does_not_answer_holds_a_worker_briefly(engine, db_url, tm
         response = submit(client, token)
         assert time.monotonic() - started < 1.5 and len(arxiv.times) == 2
         assert response.status_code == 503
-        assert "arXiv could not be asked for 1605.08386" in response.text and "try again later" in response.text
+        assert "arXiv could not be asked for 1605.08386" in response.text
+        assert "try again later" in response.text
         response = submit(client, token, "not an id")
         assert response.status_code == 400 and "is not an arXiv identifier" in response.text
     arxiv.shutdown()

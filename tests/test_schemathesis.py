@@ -21,8 +21,9 @@ def test_every_api_operation_conforms_to_its_schema(engine, db_url, tmp_path):
                                   embedding_runtime="off"), embedder=None)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^/(api|feeds)/")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.label for op in operations} >= {"GET /api/daily_papers", "GET /api/papers/search",
-                                              "GET /api/papers/{paper_id}", "POST /api/papers/{paper_id}/upvote"}
+    assert {op.label for op in operations} >= {
+        "GET /api/daily_papers", "GET /api/papers/search", "GET /api/papers/{paper_id}",
+        "POST /api/papers/{paper_id}/upvote", "GET /feeds/daily.{kind}", "GET /feeds/search.{kind}"}
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -170,8 +170,8 @@ def add_comment(engine: Engine, user_pk: int, paper_id: str, markdown: str, *,
     with engine.begin() as conn:
         paper_pk = _paper_pk(conn, paper_id)
         return conn.execute(insert(comments).values(
-            paper_pk=paper_pk, user_pk=user_pk, body=body, body_html=render_markdown(body), created_at=_now(now),
-            hidden=False,
+            paper_pk=paper_pk, user_pk=user_pk, body=body, body_html=render_markdown(body),
+            created_at=_now(now), hidden=False,
         ).returning(comments.c.pk)).scalar_one()
 
 

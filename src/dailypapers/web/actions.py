@@ -84,8 +84,8 @@ def comment(request: Request, paper_id: str, engine: Db, user: SignedIn, body: s
         context = paper_context(request, engine, user, row, community.comment_pages(
             community.comment_counts(engine, [paper_id])[paper_id]))
         status = 429 if isinstance(exc, throttle.Throttled) else 400
-        response = render(request, "paper.html", context | {"comment_error": exc.message, "comment_body": body},
-                          status_code=status)
+        context |= {"comment_error": exc.message, "comment_body": body}
+        response = render(request, "paper.html", context, status_code=status)
         if status == 429:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -94,7 +94,8 @@ def comment(request: Request, paper_id: str, engine: Db, user: SignedIn, body: s
 
 
 @router.post("/comments/{comment_pk}/edit")
-def edit_comment(request: Request, comment_pk: CommentPk, engine: Db, user: SignedIn, body: str = Form("")) -> Response:
+def edit_comment(request: Request, comment_pk: CommentPk, engine: Db, user: SignedIn,
+                 body: str = Form("")) -> Response:
     throttle.hit(engine, f"comment:user:{user['pk']}", *COMMENT_LIMITS)  # each edit renders Markdown anew
     _community_call(community.edit_comment, engine, user["pk"], comment_pk, body)
     return back(request, "/")

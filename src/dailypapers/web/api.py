@@ -40,7 +40,8 @@ def _period(date: str | None, week: str | None, month: str | None, engine) -> pe
 @router.get("/daily_papers", summary="Papers on the daily feed of a day, week or month")
 def daily_papers(
     engine: Db,
-    date: str | None = Query(None, description="YYYY-MM-DD (1991 to 9998); default the latest day with papers"),
+    date: str | None = Query(None, description="YYYY-MM-DD (years 1991 to 9998); default the latest day "
+                                               "with papers"),
     week: str | None = Query(None, description="ISO week, e.g. 2025-W09"),
     month: str | None = Query(None, description="YYYY-MM"),
     submitter: str | None = Query(None, max_length=100, description="Username of who put papers on the feed"),

@@ -59,7 +59,7 @@ def daily(request: Request, kind: str, date: str | None = None) -> Response:
     _check_kind(kind)
     engine = request.app.state.engine
     try:
-        period = periods.day(date) if date else periods.day(queries.latest_daily_date(engine) or datetime.date.today())
+        period = periods.day(date or queries.latest_daily_date(engine) or datetime.date.today())
     except PeriodError as exc:
         raise HTTPException(400, f"date: {exc}") from None
     rows, _ = queries.feed(engine, period.start, period.end, limit=100)

@@ -197,7 +197,8 @@ def comments_page_number(request: Request, count: int) -> int:
     return int(value)
 
 
-def paper_context(request: Request, engine, user: dict | None, row: dict, page: int = 1) -> dict:  # noqa: ANN001
+def paper_context(request: Request, engine, user: dict | None, row: dict,  # noqa: ANN001
+                  page: int = 1) -> dict:
     """What paper.html shows: the paper, one page of its comments, similar papers, BibTeX."""
     decorate(engine, user, [row])
     count = row["num_comments"]
