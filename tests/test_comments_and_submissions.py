@@ -262,3 +262,31 @@ def test_a_submitted_paper_is_embedded_and_found_by_meaning(engine, db_url, tmp_
         found = client.get("/api/papers/search", params={"q": "random walks on lattice points of polytopes"})
         assert "1605.08386" in [item["paper"]["id"] for item in found.json()]
     arxiv.shutdown()
+
+
+def test_a_worker_fetches_only_a_few_submissions_at_once(site):
+    token = sign_up(site)
+    held = [actions._submitting.acquire(blocking=False) for _ in range(actions.SUBMITS_AT_ONCE)]
+    try:
+        assert all(held)
+        response = submit(site, token)
+        assert response.status_code == 503
+        assert "Other submissions are being fetched from arXiv right now; try again in a minute." in response.text
+    finally:
+        for _ in held:
+            actions._submitting.release()
+
+
+def test_a_submission_gives_up_rather_than_queue_long_for_arxiv(engine, db_url, tmp_path, feed):
+    from dailypapers import throttle
+
+    arxiv = Arxiv(feed)
+    with TestClient(make_app(engine, db_url, tmp_path, arxiv.url, delay=4.0), follow_redirects=False) as client:
+        token = sign_up(client)
+        for _ in range(2):  # two requests of other workers ahead: the third turn is 8 s away
+            throttle.wait_turn(engine, "arxiv", 4.0)
+        started = time.monotonic()
+        response = submit(client, token)
+        assert time.monotonic() - started < 1.0 and arxiv.times == []
+        assert response.status_code == 503 and "arXiv is busy with other requests from this site" in response.text
+    arxiv.shutdown()

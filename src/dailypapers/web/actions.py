@@ -24,7 +24,7 @@ CommentPk = Annotated[int, Path(ge=1, le=2**31 - 1)]  # what both databases' int
 COMMENT_LIMITS = ("5/minute", "100/day")  # comments and edits, per user
 SUBMIT_LIMITS = ("5/minute", "50/day")  # submissions, per user
 ARXIV_TIMEOUT = 10.0  # seconds for one answer from arXiv; one retry
-ARXIV_MAX_WAIT = 15.0  # seconds a submission waits for its turn at arXiv before giving up
+ARXIV_MAX_WAIT = 6.0  # seconds a submission waits for its turn at arXiv (two others) before giving up
 SUBMITS_AT_ONCE = 2  # submissions a worker process fetches at once; more are asked to come back
 _submitting = threading.BoundedSemaphore(SUBMITS_AT_ONCE)
 
