@@ -59,6 +59,14 @@ class SubmissionError(CommunityError):
         super().__init__(message, field="paper")
 
 
+class NotOnArxiv(SubmissionError):
+    """arXiv answered that it has no such paper."""
+
+
+class ArxivUnavailable(SubmissionError):
+    """arXiv did not answer (in time): worth trying again later."""
+
+
 def _now(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -215,8 +223,8 @@ def list_comments(engine: Engine, paper_id: str, *, include_hidden: bool = False
     ``include_hidden``."""
     query = (
         select(comments.c.pk, comments.c.user_pk, users.c.username, users.c.fullname, users.c.avatar_url,
-               comments.c.body, comments.c.body_html.label("html"), comments.c.created_at, comments.c.edited_at,
-               comments.c.hidden)
+               comments.c.body, comments.c.body_html.label("html"), comments.c.created_at,
+               comments.c.edited_at, comments.c.hidden)
         .join(papers, papers.c.pk == comments.c.paper_pk)
         .join(users, users.c.pk == comments.c.user_pk)
         .where(papers.c.id == paper_id)
@@ -363,9 +371,9 @@ def submit_paper(
         found = [(where, record) for where, record in fetch([paper_id])
                  if isinstance(record, Paper) and record.id == paper_id]
     except SourceError as exc:
-        raise SubmissionError(f"arXiv could not be asked for {paper_id} ({exc}); try again later.") from None
+        raise ArxivUnavailable(f"arXiv could not be asked for {paper_id} ({exc}); try again later.") from None
     if not found:
-        raise SubmissionError(f"{paper_id} was not found on arXiv")
+        raise NotOnArxiv(f"{paper_id} was not found on arXiv")
     report = ingest(engine, found[:1])
     if report.rejections:
         raise SubmissionError(f"{paper_id} could not be added: {report.rejections[0].field}: "

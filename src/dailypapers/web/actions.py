@@ -150,8 +150,8 @@ def submit(request: Request, engine: Db, user: SignedIn, paper: str = Form("")) 
         done = community.submit_paper(engine, paper, user["pk"], fetch=_arxiv(engine, settings),
                                       embedder=request.app.state.embedder())
     except community.SubmissionError as exc:
-        unanswered = exc.message.startswith("arXiv could not be asked")
-        return form(exc.message, 503 if unanswered else 404 if "not found" in exc.message else 400)
+        status = {community.ArxivUnavailable: 503, community.NotOnArxiv: 404}.get(type(exc), 400)
+        return form(exc.message, status)
     finally:
         _submitting.release()
     outcome = "already" if done.already_on_feed else "fetched" if done.fetched else "added"
