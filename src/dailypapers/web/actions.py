@@ -18,8 +18,9 @@ from dailypapers import community, throttle
 from dailypapers.sources.arxiv_api import ArxivApiError, fetch_papers
 from dailypapers.store import queries
 from dailypapers.web.deps import Admin, Csrf, Db, SignedIn, render
+from dailypapers.web.inputs import NoNul
 
-router = APIRouter(dependencies=[Csrf])
+router = APIRouter(dependencies=[Csrf, NoNul])
 CommentPk = Annotated[int, Path(ge=1, le=2**31 - 1)]  # what both databases' integer keys hold
 COMMENT_LIMITS = ("5/minute", "100/day")  # comments and edits, per user
 SUBMIT_LIMITS = ("5/minute", "50/day")  # submissions, per user

@@ -12,6 +12,7 @@ from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, one_search_at_a_time
+from dailypapers.web.inputs import NoNul
 from dailypapers.web.periods import PeriodError
 
 class ApiError(BaseModel):
@@ -21,7 +22,7 @@ class ApiError(BaseModel):
 ERRORS = {status: {"model": ApiError, "description": text} for status, text in (
     (400, "A parameter is invalid; the message names it."), (401, "An API token is needed."),
     (404, "No such paper."), (429, "Too many requests; see Retry-After."))}
-router = APIRouter(prefix="/api", tags=["papers"], responses=ERRORS)
+router = APIRouter(prefix="/api", tags=["papers"], responses=ERRORS, dependencies=[NoNul])
 
 
 def _period(date: str | None, week: str | None, month: str | None, engine) -> periods.Period:  # noqa: ANN001

@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -20,7 +20,6 @@ from dailypapers.throttle import Throttled
 from dailypapers.store.db import open_engine
 from dailypapers.web import actions, api, auth, feeds, pages, subscriptions
 from dailypapers.web.deps import render
-from dailypapers.web.inputs import refuse_nul
 
 log = logging.getLogger("dailypapers.web")
 STATIC = Path(__file__).with_name("static")
@@ -30,7 +29,7 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     """A configured app. ``embedder`` overrides the configured model (tests pass a loaded one)."""
     settings = settings or get_settings()
     engine = open_engine(settings.db_url, serving=True)
-    app = FastAPI(title="dailypapers", version="0.1.0", dependencies=[Depends(refuse_nul)],
+    app = FastAPI(title="dailypapers", version="0.1.0",
                   description="Daily papers, trending and search. The JSON API follows the Hugging Face "
                               "papers API: /api/daily_papers, /api/papers/{id}, /api/papers/search.")
     app.state.settings = settings

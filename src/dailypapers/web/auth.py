@@ -9,8 +9,9 @@ from dailypapers import accounts, community
 from dailypapers.accounts import AccountError
 from dailypapers.bibtex import bibtex
 from dailypapers.web.deps import SESSION_COOKIE, Csrf, Db, SignedIn, User, render
+from dailypapers.web.inputs import NoNul
 
-router = APIRouter()
+router = APIRouter(dependencies=[NoNul])  # (sign-in fields go to PostgreSQL as they are)
 NEXT_DEFAULT = "/"
 
 

@@ -13,6 +13,7 @@ from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods
 from dailypapers.web.deps import one_search_at_a_time
+from dailypapers.web.inputs import NoNul
 from dailypapers.web.pages import parse_filters
 from dailypapers.web.periods import PeriodError
 
@@ -20,7 +21,7 @@ TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
 FEED = {200: {"description": "The feed", "content": {media: {} for media in TYPES.values()}},
         400: {"description": "A parameter is invalid; the message names it."},
         404: {"description": "Feeds end in .rss or .atom."}}
-router = APIRouter(prefix="/feeds", default_response_class=Response, responses=FEED)
+router = APIRouter(prefix="/feeds", default_response_class=Response, responses=FEED, dependencies=[NoNul])
 
 
 def _check_kind(kind: str) -> None:

@@ -1,8 +1,8 @@
-"""Checks every request passes before its route runs, whatever the route."""
+"""Checks a request passes before its route runs (routers that take them add ``NoNul``)."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -16,3 +16,6 @@ async def refuse_nul(request: Request) -> None:
         values += [*form.keys(), *(v for v in form.values() if isinstance(v, str))]
     if any("\x00" in str(value) for value in values):
         raise HTTPException(400, "The request contains a NUL character, which no field accepts.")
+
+
+NoNul = Depends(refuse_nul)

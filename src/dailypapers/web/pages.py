@@ -19,9 +19,10 @@ from dailypapers.search.hybrid import MAX_RESULTS, search
 from dailypapers.store import queries
 from dailypapers.web import periods
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
+from dailypapers.web.inputs import NoNul
 from dailypapers.web.periods import Period, PeriodError
 
-router = APIRouter()
+router = APIRouter(dependencies=[NoNul])
 PAGE_SIZE = 30
 MAX_CATEGORIES = 20  # cat= given more often is a 400 (each is one more condition in the query)
 LAST_PAGE = MAX_RESULTS // PAGE_SIZE
