@@ -293,7 +293,7 @@ def test_a_new_submission_is_fetched_and_put_on_todays_feed(engine, recorded):
     ada = add_user(engine, "ada")
     fetch = FakeArxiv(recorded, "query_id_list-1605.08386.xml")
     assert submit_paper(engine, "https://arxiv.org/abs/1605.08386v1", ada, fetch=fetch, now=T0) == (
-        "1605.08386", False)
+        "1605.08386", False, True)
     assert fetch.asked == [["1605.08386"]]
     [row] = daily_papers(engine, date(2026, 5, 2))
     assert row["id"] == "1605.08386" and row["title"] == "Heat-bath random walks with Markov bases"
@@ -303,7 +303,7 @@ def test_a_new_submission_is_fetched_and_put_on_todays_feed(engine, recorded):
     # The same paper again, by another spelling and another user: already there, nothing fetched.
     bob = add_user(engine, "bob")
     assert submit_paper(engine, "arXiv:1605.08386", bob, fetch=fetch, now=datetime(2026, 5, 3)) == (
-        "1605.08386", True)
+        "1605.08386", True, False)
     assert fetch.asked == [["1605.08386"]]
     [row] = daily_papers(engine, date(2026, 5, 2))
     assert row["submitted_by_pk"] == ada
@@ -313,7 +313,7 @@ def test_a_stored_paper_off_the_feed_is_put_on_it_without_fetching(engine, recor
     paper = add_paper(engine)
     ada = add_user(engine, "ada")
     fetch = FakeArxiv(recorded, "query_id_list-1605.08386.xml")
-    assert submit_paper(engine, paper, ada, fetch=fetch, now=T0) == (paper, False)
+    assert submit_paper(engine, paper, ada, fetch=fetch, now=T0) == (paper, False, False)
     assert fetch.asked == []
     assert [r["id"] for r in daily_papers(engine, date(2026, 5, 2))] == [paper]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import nh3
 from markdown_it import MarkdownIt
@@ -30,7 +31,8 @@ from dailypapers.store.backend import in_list
 from dailypapers.store.schema import comments, organizations, papers, upvotes, users
 from dailypapers.store.schema import saved_papers as saved_table
 
-MAX_COMMENT = 10_000
+MAX_COMMENT = 10_000  # characters of Markdown
+COMMENTS_PAGE = 50  # comments shown on one page of a paper's comments
 
 
 class CommunityError(ValueError):
@@ -55,6 +57,14 @@ class SubmissionError(CommunityError):
 
     def __init__(self, message: str):
         super().__init__(message, field="paper")
+
+
+class NotOnArxiv(SubmissionError):
+    """arXiv answered that it has no such paper."""
+
+
+class ArxivUnavailable(SubmissionError):
+    """arXiv did not answer (in time): worth trying again later."""
 
 
 def _now(now: datetime | None) -> datetime:
@@ -163,12 +173,13 @@ def _body(markdown: str) -> str:
 
 def add_comment(engine: Engine, user_pk: int, paper_id: str, markdown: str, *,
                 now: datetime | None = None) -> int:
-    """Comment on a visible paper; returns the comment's pk."""
+    """Comment on a visible paper; returns the comment's pk. The Markdown is rendered here, once."""
     body = _body(markdown)
     with engine.begin() as conn:
         paper_pk = _paper_pk(conn, paper_id)
         return conn.execute(insert(comments).values(
-            paper_pk=paper_pk, user_pk=user_pk, body=body, created_at=_now(now), hidden=False,
+            paper_pk=paper_pk, user_pk=user_pk, body=body, body_html=render_markdown(body),
+            created_at=_now(now), hidden=False,
         ).returning(comments.c.pk)).scalar_one()
 
 
@@ -187,7 +198,7 @@ def edit_comment(engine: Engine, user_pk: int, comment_pk: int, markdown: str, *
     with engine.begin() as conn:
         _own_comment(conn, user_pk, comment_pk, "edit")
         conn.execute(update(comments).where(comments.c.pk == comment_pk)
-                     .values(body=body, edited_at=_now(now)))
+                     .values(body=body, body_html=render_markdown(body), edited_at=_now(now)))
 
 
 def delete_comment(engine: Engine, user_pk: int, comment_pk: int) -> None:
@@ -205,24 +216,30 @@ def hide_comment(engine: Engine, comment_pk: int, hidden: bool = True) -> None:
             raise NotFound("That comment does not exist.")
 
 
-def list_comments(engine: Engine, paper_id: str, *, include_hidden: bool = False) -> list[dict]:
-    """A paper's comments, oldest first: pk, user_pk, username, fullname, avatar_url, body (Markdown),
-    html (rendered, sanitized), created_at, edited_at, hidden. Hidden ones only with ``include_hidden``."""
+def list_comments(engine: Engine, paper_id: str, *, include_hidden: bool = False, page: int = 1,
+                  per_page: int = COMMENTS_PAGE) -> list[dict]:
+    """One page of a paper's comments, oldest first: pk, user_pk, username, fullname, avatar_url, body
+    (Markdown), html (as rendered when written), created_at, edited_at, hidden. Hidden ones only with
+    ``include_hidden``."""
     query = (
         select(comments.c.pk, comments.c.user_pk, users.c.username, users.c.fullname, users.c.avatar_url,
-               comments.c.body, comments.c.created_at, comments.c.edited_at, comments.c.hidden)
+               comments.c.body, comments.c.body_html.label("html"), comments.c.created_at,
+               comments.c.edited_at, comments.c.hidden)
         .join(papers, papers.c.pk == comments.c.paper_pk)
         .join(users, users.c.pk == comments.c.user_pk)
         .where(papers.c.id == paper_id)
         .order_by(comments.c.created_at, comments.c.pk)
+        .limit(per_page).offset((max(page, 1) - 1) * per_page)
     )
     if not include_hidden:
         query = query.where(comments.c.hidden.is_(False))
     with engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-    for row in rows:
-        row["html"] = render_markdown(row["body"])
-    return rows
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def comment_pages(count: int) -> int:
+    """How many pages ``count`` comments fill (at least one, empty)."""
+    return max(1, -(-count // COMMENTS_PAGE))
 
 
 _COMMENT_COUNTS = (select(papers.c.id, func.count()).join(comments, comments.c.paper_pk == papers.c.pk)
@@ -313,19 +330,26 @@ def _put_on_feed(engine: Engine, paper_id: str, user_pk: int, day: datetime) -> 
         ).rowcount == 1
 
 
+class Submitted(NamedTuple):
+    paper_id: str
+    already_on_feed: bool  # it was on a feed before (it stays on its first day)
+    fetched: bool  # it was fetched from arXiv just now
+
+
 def submit_paper(
     engine: Engine,
     text: str,
     user_pk: int,
     *,
     fetch: Callable[[list[str]], Iterator[Sourced]],
+    embedder=None,  # noqa: ANN001 - an Embedder: a fetched paper is embedded at once, found by meaning
     now: datetime | None = None,
-) -> tuple[str, bool]:
-    """Put a paper on today's feed by arXiv id or URL; returns (paper id, it was already on the feed).
+) -> Submitted:
+    """Put a paper on today's feed by arXiv id or URL.
 
-    A paper not in the store yet is fetched with ``fetch`` (the web passes
-    ``lambda ids: fetch_papers(ids, base_url=..., delay=0)``) and ingested first.
-    Raises SubmissionError with a sentence for the form.
+    A paper not in the store yet is fetched with ``fetch`` (the web passes ``fetch_papers`` with a
+    short timeout and arXiv's spacing) and ingested first. Raises SubmissionError with a sentence
+    for the form.
     """
     try:
         paper_id, _version = normalize_id(text)  # the latest version is what gets stored
@@ -340,18 +364,24 @@ def submit_paper(
         if row.hidden:
             raise SubmissionError(f"{paper_id} was removed from this site and cannot be submitted.")
         if row.submitted_on_daily_at is not None:
-            return paper_id, True
-        return paper_id, not _put_on_feed(engine, paper_id, user_pk, day)
+            return Submitted(paper_id, True, False)
+        return Submitted(paper_id, not _put_on_feed(engine, paper_id, user_pk, day), False)
 
     try:
         found = [(where, record) for where, record in fetch([paper_id])
                  if isinstance(record, Paper) and record.id == paper_id]
     except SourceError as exc:
-        raise SubmissionError(f"arXiv could not be asked for {paper_id} ({exc}); try again later.") from None
+        raise ArxivUnavailable(f"arXiv could not be asked for {paper_id} ({exc}); try again later.") from None
     if not found:
-        raise SubmissionError(f"{paper_id} was not found on arXiv")
+        raise NotOnArxiv(f"{paper_id} was not found on arXiv")
     report = ingest(engine, found[:1])
     if report.rejections:
         raise SubmissionError(f"{paper_id} could not be added: {report.rejections[0].field}: "
                               f"{report.rejections[0].reason}")
-    return paper_id, not _put_on_feed(engine, paper_id, user_pk, day)
+    if embedder is not None:
+        from dailypapers.search.vectors import embed_backlog
+
+        with engine.connect() as conn:
+            pk = conn.execute(select(papers.c.pk).where(papers.c.id == paper_id)).scalar_one()
+        embed_backlog(engine, embedder, only=[pk])
+    return Submitted(paper_id, not _put_on_feed(engine, paper_id, user_pk, day), True)

@@ -29,9 +29,9 @@ class Filters:
         where: list[ColumnElement] = [papers.c.hidden.is_(False), *self.extra]
         if self.since:
             where.append(papers.c.published_at >= datetime.combine(self.since, datetime.min.time()))
-        if self.until:
-            where.append(papers.c.published_at < datetime.combine(self.until, datetime.min.time())
-                         + timedelta(days=1))
+        if self.until and self.until < date.max:  # (the day after the last one cannot be written)
+            where.append(papers.c.published_at < datetime.combine(self.until + timedelta(days=1),
+                                                                  datetime.min.time()))
         if self.categories:
             padded = literal(" ") + papers.c.categories + literal(" ")
             where.append(or_(*(

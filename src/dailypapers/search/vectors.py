@@ -116,8 +116,10 @@ def embed_backlog(
     *,
     batch_size: int = 64,
     on_progress: Callable[[int], None] | None = None,
+    only: list[int] | None = None,
 ) -> int:
-    """Embed every visible paper without an embedding by this embedder; returns how many were written.
+    """Embed every visible paper without an embedding by this embedder (or those of them whose pk is
+    in ``only``: a paper just submitted); returns how many were written.
 
     Batches hold papers of similar text length (less padding for the model) and are committed one
     by one: interrupted, a rerun continues with what is missing. A paper that changed or was hidden
@@ -131,7 +133,8 @@ def embed_backlog(
     model = embedder.name
     with engine.connect() as conn:
         size = func.length(papers.c.title) + func.length(papers.c.summary)
-        found = conn.execute(select(papers.c.pk, size).where(*_missing_query(model))).all()
+        missing = select(papers.c.pk, size).where(*_missing_query(model))
+        found = conn.execute(missing if only is None else missing.where(papers.c.pk.in_(only))).all()
     pks_todo = np.fromiter((pk for pk, _ in found), np.int64, len(found))
     sizes = np.fromiter((n for _, n in found), np.int64, len(found))
     del found

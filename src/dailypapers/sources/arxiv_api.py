@@ -219,10 +219,12 @@ def _get(
     delay: float,
     sleep: Callable[[float], object],
     max_retries: int,
+    before_request: Callable[[], object],
 ) -> httpx.Response:
     """GET, repeating on 429, 5xx and connection errors: Retry-After when given, else doubling waits."""
     attempt = 0
     while True:
+        before_request()
         try:
             response = client.get(url, params=params)
         except httpx.TransportError as exc:
@@ -251,12 +253,15 @@ def fetch_papers(
     delay: float = 3.0,
     sleep: Callable[[float], object] = time.sleep,
     max_retries: int = 3,
+    timeout: float = 30.0,
+    before_request: Callable[[], object] = lambda: None,
 ) -> Iterator[Sourced]:
     """The papers with these ids, from the arXiv API, in batches of ``batch_size`` ids per request.
 
     Yields ``("argument i", RecordError)`` for an input that is no arXiv id (it is never sent),
     ``("entry n (id)", Paper)`` for each entry returned, and ``("id x", RecordError)`` for each id the
-    API left out. Waits ``delay`` seconds between requests, as the API terms ask. Raises
+    API left out. Waits ``delay`` seconds between requests, as the API terms ask, and calls
+    ``before_request`` before each one (the web waits there for its turn among all workers). Raises
     ArxivApiError when the API answers with an error feed, a body that is no feed, or not at all.
     """
     if batch_size < 1:
@@ -275,13 +280,14 @@ def fetch_papers(
 
     own_client = client is None
     if own_client:
-        client = httpx.Client(timeout=30.0, follow_redirects=True, headers={"User-Agent": USER_AGENT})
+        client = httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT})
     try:
         for n, batch in enumerate(_batches(wanted, batch_size)):
             if n:
                 sleep(delay)
             params = {"id_list": ",".join(_key(*k) for k in batch), "start": 0, "max_results": len(batch)}
-            response = _get(client, base_url, params, delay=delay, sleep=sleep, max_retries=max_retries)
+            response = _get(client, base_url, params, delay=delay, sleep=sleep, max_retries=max_retries,
+                            before_request=before_request)
             try:
                 root = _xml(response.content)
             except ArxivApiError as exc:

@@ -5,18 +5,29 @@ Each works as a plain form post (then redirects back) and as a script request (t
 
 from __future__ import annotations
 
+import threading
+import time
+from functools import partial
+from typing import Annotated
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from dailypapers import community
-from dailypapers.bibtex import bibtex
-from dailypapers.sources.arxiv_api import fetch_papers
+from dailypapers import community, throttle
+from dailypapers.sources.arxiv_api import ArxivApiError, fetch_papers
 from dailypapers.store import queries
 from dailypapers.web.deps import Admin, Csrf, Db, SignedIn, render
+from dailypapers.web.inputs import NoNul
 
-router = APIRouter(dependencies=[Csrf])
+router = APIRouter(dependencies=[Csrf, NoNul])
+CommentPk = Annotated[int, Path(ge=1, le=2**31 - 1)]  # what both databases' integer keys hold
+COMMENT_LIMITS = ("5/minute", "100/day")  # comments and edits, per user
+SUBMIT_LIMITS = ("5/minute", "50/day")  # submissions, per user
+ARXIV_TIMEOUT = 10.0  # seconds for one answer from arXiv; one retry
+ARXIV_MAX_WAIT = 6.0  # seconds a submission waits for its turn at arXiv (two others) before giving up
+SUBMITS_AT_ONCE = 2  # submissions a worker process fetches at once; more are asked to come back
+_submitting = threading.BoundedSemaphore(SUBMITS_AT_ONCE)
 
 
 def wants_json(request: Request) -> bool:
@@ -60,36 +71,45 @@ def save(request: Request, paper_id: str, engine: Db, user: SignedIn) -> Respons
 
 @router.post("/papers/{paper_id:path}/comments")
 def comment(request: Request, paper_id: str, engine: Db, user: SignedIn, body: str = Form("")) -> Response:
+    from dailypapers.web.pages import paper_context
+
     try:
+        throttle.hit(engine, f"comment:user:{user['pk']}", *COMMENT_LIMITS)
         community.add_comment(engine, user["pk"], paper_id, body)
     except community.NotFound as exc:
         raise HTTPException(404, exc.message) from None
-    except community.CommunityError as exc:
-        from dailypapers.web.pages import decorate, similar_papers
-
+    except (community.CommunityError, throttle.Throttled) as exc:
         row = queries.paper(engine, paper_id)
-        decorate(engine, user, [row])
-        return render(request, "paper.html", {
-            "paper": row, "comments": community.list_comments(engine, paper_id), "similar": similar_papers(
-                request, engine, row), "bibtex": bibtex([row]), "comment_error": exc.message,
-            "comment_body": body}, status_code=400)
-    return RedirectResponse(f"/papers/{paper_id}#comments", status_code=303)
+        if row is None:
+            raise HTTPException(404, f"There is no paper {paper_id[:80]!r} here.") from None
+        context = paper_context(request, engine, user, row, community.comment_pages(
+            community.comment_counts(engine, [paper_id])[paper_id]))
+        status = 429 if isinstance(exc, throttle.Throttled) else 400
+        context |= {"comment_error": exc.message, "comment_body": body}
+        response = render(request, "paper.html", context, status_code=status)
+        if status == 429:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    last = community.comment_pages(community.comment_counts(engine, [paper_id])[paper_id])
+    return RedirectResponse(f"/papers/{paper_id}?comments={last}#comments", status_code=303)
 
 
 @router.post("/comments/{comment_pk}/edit")
-def edit_comment(request: Request, comment_pk: int, engine: Db, user: SignedIn, body: str = Form("")) -> Response:
+def edit_comment(request: Request, comment_pk: CommentPk, engine: Db, user: SignedIn,
+                 body: str = Form("")) -> Response:
+    throttle.hit(engine, f"comment:user:{user['pk']}", *COMMENT_LIMITS)  # each edit renders Markdown anew
     _community_call(community.edit_comment, engine, user["pk"], comment_pk, body)
     return back(request, "/")
 
 
 @router.post("/comments/{comment_pk}/delete")
-def delete_comment(request: Request, comment_pk: int, engine: Db, user: SignedIn) -> Response:
+def delete_comment(request: Request, comment_pk: CommentPk, engine: Db, user: SignedIn) -> Response:
     _community_call(community.delete_comment, engine, user["pk"], comment_pk)
     return back(request, "/")
 
 
 @router.post("/comments/{comment_pk}/hide")
-def hide_comment(request: Request, comment_pk: int, engine: Db, admin: Admin) -> Response:
+def hide_comment(request: Request, comment_pk: CommentPk, engine: Db, admin: Admin) -> Response:
     _community_call(community.hide_comment, engine, comment_pk)
     return back(request, "/")
 
@@ -100,12 +120,40 @@ def hide_paper(request: Request, paper_id: str, engine: Db, admin: Admin, hidden
     return RedirectResponse(f"/papers/{paper_id}", status_code=303)
 
 
+def _arxiv(engine, settings):  # noqa: ANN001, ANN202
+    """``fetch_papers`` for a request: a short timeout, one retry, and arXiv's spacing kept by every
+    worker and machine (the turns are taken in the database)."""
+    def my_turn() -> None:
+        wait = throttle.wait_turn(engine, "arxiv", settings.request_delay)
+        if wait > ARXIV_MAX_WAIT:
+            raise ArxivApiError("arXiv is busy with other requests from this site")
+        time.sleep(wait)
+
+    return partial(fetch_papers, base_url=settings.arxiv_api_url, timeout=ARXIV_TIMEOUT, max_retries=1,
+                   delay=0, sleep=lambda _: None, before_request=my_turn)
+
+
 @router.post("/submit")
 def submit(request: Request, engine: Db, user: SignedIn, paper: str = Form("")) -> Response:
-    settings = request.app.state.settings
-    fetch = lambda ids: fetch_papers(ids, base_url=settings.arxiv_api_url, delay=0)  # noqa: E731
+    def form(message: str, status: int) -> Response:
+        return render(request, "submit.html", {"error": message, "value": paper}, status_code=status)
+
     try:
-        paper_id, _ = community.submit_paper(engine, paper, user["pk"], fetch=fetch)
-    except community.CommunityError as exc:
-        return render(request, "submit.html", {"error": exc.message, "value": paper}, status_code=400)
-    return RedirectResponse(f"/papers/{paper_id}", status_code=303)
+        throttle.hit(engine, f"submit:user:{user['pk']}", *SUBMIT_LIMITS)
+    except throttle.Throttled as exc:
+        response = form(exc.message, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if not _submitting.acquire(blocking=False):
+        return form("Other submissions are being fetched from arXiv right now; try again in a minute.", 503)
+    try:
+        settings = request.app.state.settings
+        done = community.submit_paper(engine, paper, user["pk"], fetch=_arxiv(engine, settings),
+                                      embedder=request.app.state.embedder())
+    except community.SubmissionError as exc:
+        status = {community.ArxivUnavailable: 503, community.NotOnArxiv: 404}.get(type(exc), 400)
+        return form(exc.message, status)
+    finally:
+        _submitting.release()
+    outcome = "already" if done.already_on_feed else "fetched" if done.fetched else "added"
+    return RedirectResponse(f"/papers/{done.paper_id}?submitted={outcome}", status_code=303)

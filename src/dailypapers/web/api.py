@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import datetime
+
 from fastapi import APIRouter, Header, HTTPException, Query, Request
+from pydantic import BaseModel, Field
 
 from dailypapers import accounts, community
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, one_search_at_a_time
+from dailypapers.web.inputs import NoNul
 from dailypapers.web.periods import PeriodError
 
-router = APIRouter(prefix="/api", tags=["papers"])
+class ApiError(BaseModel):
+    error: str = Field(description="What was wrong, in a sentence.")
+
+
+ERRORS = {status: {"model": ApiError, "description": text} for status, text in (
+    (400, "A parameter is invalid; the message names it."), (401, "An API token is needed."),
+    (404, "No such paper."), (429, "Too many requests; see Retry-After."))}
+router = APIRouter(prefix="/api", tags=["papers"], responses=ERRORS, dependencies=[NoNul])
 
 
 def _period(date: str | None, week: str | None, month: str | None, engine) -> periods.Period:  # noqa: ANN001
@@ -20,8 +31,7 @@ def _period(date: str | None, week: str | None, month: str | None, engine) -> pe
         raise HTTPException(400, "give only one of date, week and month")
     try:
         if not given:
-            latest = queries.latest_daily_date(engine)
-            return periods.day(latest) if latest else periods.day("1970-01-01")
+            return periods.day(queries.latest_daily_date(engine) or datetime.date.today())
         name, value = given[0]
         return {"date": periods.day, "week": periods.week, "month": periods.month}[name](value)
     except PeriodError as exc:
@@ -31,7 +41,8 @@ def _period(date: str | None, week: str | None, month: str | None, engine) -> pe
 @router.get("/daily_papers", summary="Papers on the daily feed of a day, week or month")
 def daily_papers(
     engine: Db,
-    date: str | None = Query(None, description="YYYY-MM-DD; default the latest day with papers"),
+    date: str | None = Query(None, description="YYYY-MM-DD (years 1991 to 9998); default the latest day "
+                                               "with papers"),
     week: str | None = Query(None, description="ISO week, e.g. 2025-W09"),
     month: str | None = Query(None, description="YYYY-MM"),
     submitter: str | None = Query(None, max_length=100, description="Username of who put papers on the feed"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -109,7 +110,7 @@ def error_response(request: Request, status: int, message: str) -> Response:
     response = render(request, "error.html", {"status": status, "title": titles.get(status, "Error"),
                                               "message": message}, status_code=status)
     if status == 401:
-        response.headers["X-Login"] = f"/login?next={request.url.path}"
+        response.headers["X-Login"] = "/login?next=" + quote(request.url.path, safe="")
     return response
 
 

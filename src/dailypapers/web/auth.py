@@ -19,9 +19,10 @@ from dailypapers.bibtex import bibtex
 from dailypapers.mail.smtp import MailError
 from dailypapers.throttle import Throttled
 from dailypapers.web.deps import Csrf, Db, SignedIn, User, end_session, render, session_token, start_session
+from dailypapers.web.inputs import NoNul
 
 log = logging.getLogger("dailypapers.web")
-router = APIRouter()
+router = APIRouter(dependencies=[NoNul])  # (sign-in fields go to PostgreSQL as they are)
 NEXT_DEFAULT = "/"
 SIGNUPS_PER_CLIENT = ("10/hour", "50/day")
 RESETS_PER_CLIENT = ("10/hour",)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+import datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
@@ -13,11 +13,15 @@ from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods
 from dailypapers.web.deps import one_search_at_a_time
+from dailypapers.web.inputs import NoNul
 from dailypapers.web.pages import parse_filters
 from dailypapers.web.periods import PeriodError
 
-router = APIRouter(prefix="/feeds")
 TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
+FEED = {200: {"description": "The feed", "content": {media: {} for media in TYPES.values()}},
+        400: {"description": "A parameter is invalid; the message names it."},
+        404: {"description": "Feeds end in .rss or .atom."}}
+router = APIRouter(prefix="/feeds", default_response_class=Response, responses=FEED, dependencies=[NoNul])
 
 
 def _check_kind(kind: str) -> None:
@@ -45,8 +49,8 @@ def _feed(request: Request, title: str, link: str, rows: list[dict], kind: str) 
             entry.author(name=author["name"])
         stamp = row.get("submitted_on_daily_at") or row.get("published_at")
         if stamp:
-            entry.published(stamp.replace(tzinfo=timezone.utc))
-            entry.updated(stamp.replace(tzinfo=timezone.utc))
+            entry.published(stamp.replace(tzinfo=datetime.timezone.utc))
+            entry.updated(stamp.replace(tzinfo=datetime.timezone.utc))
     body = fg.rss_str(pretty=True) if kind == "rss" else fg.atom_str(pretty=True)
     return Response(body, media_type=TYPES[kind])
 
@@ -56,7 +60,7 @@ def daily(request: Request, kind: str, date: str | None = None) -> Response:
     _check_kind(kind)
     engine = request.app.state.engine
     try:
-        period = periods.day(date) if date else periods.day(queries.latest_daily_date(engine) or "1970-01-01")
+        period = periods.day(date or queries.latest_daily_date(engine) or datetime.date.today())
     except PeriodError as exc:
         raise HTTPException(400, f"date: {exc}") from None
     rows, _ = queries.feed(engine, period.start, period.end, limit=100)

@@ -19,10 +19,12 @@ from dailypapers.search.hybrid import MAX_RESULTS, search
 from dailypapers.store import queries
 from dailypapers.web import periods
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
+from dailypapers.web.inputs import NoNul
 from dailypapers.web.periods import Period, PeriodError
 
-router = APIRouter()
+router = APIRouter(dependencies=[NoNul])
 PAGE_SIZE = 30
+MAX_CATEGORIES = 20  # cat= given more often is a 400 (each is one more condition in the query)
 LAST_PAGE = MAX_RESULTS // PAGE_SIZE
 
 
@@ -104,6 +106,8 @@ def parse_filters(request: Request) -> Filters:
     if has_code not in (None, "1", "0", "true", "false"):
         raise HTTPException(400, "has_code must be 1 or 0")
     categories = tuple(c.strip() for c in params.getlist("cat") if c.strip())
+    if len(categories) > MAX_CATEGORIES:
+        raise HTTPException(400, f"cat: at most {MAX_CATEGORIES} categories, not {len(categories):,}")
     if any(len(c) > 50 for c in categories):
         raise HTTPException(400, "cat: a category has at most 50 characters")
     return Filters(since=day_param("since"), until=day_param("until"), categories=categories,
@@ -180,6 +184,37 @@ def similar_papers(request: Request, engine, row: dict, limit: int = 5) -> list[
     return queries.papers_by_pk(engine, cached[1])
 
 
+SUBMITTED = {"fetched": "Fetched from arXiv and put on today's feed. Thank you!",
+             "added": "Put on today's feed. Thank you!",
+             "already": "This paper was already on the feed; it stays on its first day."}
+
+
+def comments_page_number(request: Request, count: int) -> int:
+    """The ``comments`` page asked for (1 by default); a 400 for one that does not exist."""
+    value = request.query_params.get("comments", "1")
+    last = community.comment_pages(count)
+    if not (value.isascii() and value.isdigit() and len(value) < 10 and 1 <= int(value) <= last):
+        raise HTTPException(400, f"comments: a page from 1 to {last}, not {value[:40]!r}")
+    return int(value)
+
+
+def paper_context(request: Request, engine, user: dict | None, row: dict,  # noqa: ANN001
+                  page: int = 1) -> dict:
+    """What paper.html shows: the paper, one page of its comments, similar papers, BibTeX."""
+    decorate(engine, user, [row])
+    count = row["num_comments"]
+
+    def page_url(n: int) -> str:
+        return f"/papers/{row['id']}?comments={n}#comments"
+
+    return {"paper": row, "comments": community.list_comments(engine, row["id"], page=page),
+            "comment_count": count, "comment_page": page,
+            "comments_prev": page_url(page - 1) if page > 1 else None,
+            "comments_next": page_url(page + 1) if page < community.comment_pages(count) else None,
+            "similar": similar_papers(request, engine, row), "bibtex": bibtex([row]),
+            "submitted": SUBMITTED.get(request.query_params.get("submitted", ""))}
+
+
 @router.get("/papers/{paper_id:path}", response_class=HTMLResponse)
 def paper_page(request: Request, paper_id: str, engine: Db, user: User) -> Response:
     if paper_id.endswith(".bib"):
@@ -190,11 +225,9 @@ def paper_page(request: Request, paper_id: str, engine: Db, user: User) -> Respo
     row = queries.paper(engine, paper_id, include_hidden=bool(user and user["is_admin"]))
     if row is None:
         raise HTTPException(404, f"There is no paper {paper_id[:80]!r} here. Submit it by its arXiv id?")
-    decorate(engine, user, [row])
-    return render(request, "paper.html", {
-        "paper": row, "comments": community.list_comments(engine, paper_id),
-        "similar": similar_papers(request, engine, row), "bibtex": bibtex([row]),
-    })
+    count = community.comment_counts(engine, [paper_id])[paper_id]
+    return render(request, "paper.html",
+                  paper_context(request, engine, user, row, comments_page_number(request, count)))
 
 
 @router.get("/orgs/{name}", response_class=HTMLResponse)

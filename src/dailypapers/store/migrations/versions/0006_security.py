@@ -20,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("users", sa.Column("email_verified_at", sa.DateTime))
     op.add_column("comments", sa.Column("body_html", sa.Text))
+    _render_existing_comments()
     op.create_table(
         "email_verifications",
         sa.Column("token_hash", sa.String(64), primary_key=True),
@@ -40,6 +41,22 @@ def upgrade() -> None:
     op.create_index("ix_throttle_hits_key_at", "throttle_hits", ["key", "at"])
     op.create_index("ix_throttle_hits_expires_at", "throttle_hits", ["expires_at"])
     op.drop_table("login_attempts")
+
+
+def _render_existing_comments() -> None:
+    """Comments written before 0006, rendered with the renderer new comments use, in batches."""
+    from dailypapers.community import render_markdown
+
+    conn = op.get_bind()
+    comments = sa.table("comments", sa.column("pk", sa.Integer), sa.column("body", sa.Text),
+                        sa.column("body_html", sa.Text))
+    last = 0
+    while batch := conn.execute(sa.select(comments.c.pk, comments.c.body).where(comments.c.pk > last)
+                                .order_by(comments.c.pk).limit(500)).all():
+        conn.execute(sa.update(comments).where(comments.c.pk == sa.bindparam("b_pk"))
+                     .values(body_html=sa.bindparam("b_html")),
+                     [{"b_pk": pk, "b_html": render_markdown(body)} for pk, body in batch])
+        last = batch[-1].pk
 
 
 def downgrade() -> None:
