@@ -179,8 +179,9 @@ def test_a_new_user_signs_up_searches_votes_saves_comments_and_submits(page, liv
     page.goto(live_server + "/submit")
     page.get_by_label("arXiv id or URL").fill("https://arxiv.org/abs/1605.08386")
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_url("**/papers/1605.08386")
+    page.wait_for_url("**/papers/1605.08386?submitted=fetched")
     assert "Heat-bath random walks with Markov bases" in page.locator("h1").inner_text()
+    assert page.get_by_role("status").is_visible()  # the notice says what happened
 
     page.goto(live_server + "/submit")
     console_errors.expect_status("/submit")
