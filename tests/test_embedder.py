@@ -89,9 +89,14 @@ def test_same_top5_neighbours(vectors, onnx_embedder, torch_embedder):
     # A few queries are a small call: the float32 graph serves it, so the query vectors are exact.
     assert ((q_ours * q_plain).sum(axis=1) >= 0.9999).all()
     for i, query in enumerate(QUERIES):
+        scores = plain @ q_plain[i]
         top_ours = np.argsort(-(ours @ q_ours[i]))[:5]
-        top_plain = np.argsort(-(plain @ q_plain[i]))[:5]
-        assert set(top_ours) == set(top_plain), query
+        top_plain = np.argsort(-scores)[:5]
+        # int8 may swap a near-tie at the edge of the top 5, nothing more: whatever it lets in scores
+        # (in float32) within 0.02 of the fifth paper, and at most one paper differs.
+        swapped = set(top_ours) - set(top_plain)
+        assert len(swapped) <= 1, query
+        assert all(scores[j] >= scores[top_plain[-1]] - 0.02 for j in swapped), query
 
 
 def test_order_preserved_with_length_sorted_batches(abstracts, onnx_embedder, torch_embedder):
