@@ -66,18 +66,21 @@ def purge_once(engine: Engine) -> int:
         return 0
 
 
-class Purger:
-    """A daemon thread running purge_once every PURGE_INTERVAL seconds."""
+class _Periodic:
+    """A daemon thread that calls ``tick`` every ``interval`` seconds (the first after FIRST_CHECK)
+    until stopped; ``ticks`` counts the calls."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    name = "dailypapers-periodic"
+
+    def __init__(self, engine: Engine, interval: float):
+        self.engine, self.interval = engine, interval
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self.rounds = 0
+        self.ticks = 0
 
     def start(self) -> None:
         if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, name="dailypapers-purge", daemon=True)
+            self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
             self.thread.start()
 
     def stop(self, timeout: float = 10) -> None:
@@ -87,11 +90,30 @@ class Purger:
             self.thread = None
 
     def _loop(self) -> None:
-        wait = min(FIRST_CHECK, PURGE_INTERVAL)
+        wait = min(FIRST_CHECK, self.interval)
         while not self.stopping.wait(wait):
-            purge_once(self.engine)
-            self.rounds += 1
-            wait = PURGE_INTERVAL
+            self.tick()
+            self.ticks += 1
+            wait = self.interval
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class Purger(_Periodic):
+    """Runs purge_once every PURGE_INTERVAL seconds."""
+
+    name = "dailypapers-purge"
+
+    def __init__(self, engine: Engine):
+        super().__init__(engine, PURGE_INTERVAL)
+
+    def tick(self) -> None:
+        purge_once(self.engine)
+
+    @property
+    def rounds(self) -> int:
+        return self.ticks
 
 
 def _run_during(app, worker) -> None:  # noqa: ANN001
@@ -110,31 +132,19 @@ def _run_during(app, worker) -> None:  # noqa: ANN001
     app.router.lifespan_context = lifespan
 
 
-class MailScheduler:
+class MailScheduler(_Periodic):
+    name = "dailypapers-mail"
+
     def __init__(self, engine: Engine, settings: Settings):
-        self.engine = engine
+        super().__init__(engine, settings.mail_check_interval)
         self.settings = settings
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.checks = 0
 
-    def start(self) -> None:
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, name="dailypapers-mail", daemon=True)
-            self.thread.start()
+    def tick(self) -> None:
+        run_once(self.engine, self.settings)
 
-    def stop(self, timeout: float = 10) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
-            self.thread = None
-
-    def _loop(self) -> None:
-        wait = min(FIRST_CHECK, self.settings.mail_check_interval)
-        while not self.stopping.wait(wait):
-            run_once(self.engine, self.settings)
-            self.checks += 1
-            wait = self.settings.mail_check_interval
+    @property
+    def checks(self) -> int:
+        return self.ticks
 
 
 def install(app, settings: Settings, engine: Engine) -> MailScheduler | None:  # noqa: ANN001
