@@ -116,8 +116,8 @@ class Purger(_Periodic):
         return self.ticks
 
 
-def _run_during(app, worker) -> None:  # noqa: ANN001
-    """Start ``worker`` (start/stop) with the app's lifespan, stop it at the end."""
+def run_during(app, worker) -> None:  # noqa: ANN001
+    """Start ``worker`` (anything with start() and stop()) with the app's lifespan, stop it at the end."""
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -151,7 +151,7 @@ def install(app, settings: Settings, engine: Engine) -> MailScheduler | None:  #
     """Run the purge for the app's lifetime, and the mail scheduler when DAILYPAPERS_MAIL_SCHEDULE is
     on (see module doc)."""
     app.state.purger = Purger(engine)
-    _run_during(app, app.state.purger)
+    run_during(app, app.state.purger)
     if not settings.mail_schedule_on:
         return None
     if not settings.smtp_url or not settings.base_url:
@@ -162,5 +162,5 @@ def install(app, settings: Settings, engine: Engine) -> MailScheduler | None:  #
         return None
     scheduler = MailScheduler(engine, settings)
     app.state.mail_scheduler = scheduler
-    _run_during(app, scheduler)
+    run_during(app, scheduler)
     return scheduler

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     app.state.send_verification = lambda email, link: auth.send_verification(settings, email, link)
 
     mail_schedule.install(app, settings, engine)  # digests and alerts in the background, when on
-    _dispose_at_shutdown(app, engine)
+    # Close the pooled connections when the app stops (PostgreSQL counts every one).
+    mail_schedule.run_during(app, SimpleNamespace(start=lambda: None, stop=engine.dispose))
 
     # Outermost first: the real client and scheme (trusted proxies only), then Host, Origin, headers.
     app.add_middleware(security.Edge, settings=settings, refuse=error_response)
@@ -101,21 +102,6 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
         return response
 
     return app
-
-
-def _dispose_at_shutdown(app: FastAPI, engine) -> None:  # noqa: ANN001
-    """Close the engine's pooled connections when the app stops (PostgreSQL counts every one)."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app):  # noqa: ANN001, ANN202
-        try:
-            async with inner(app) as state:
-                yield state
-        finally:
-            engine.dispose()
-
-    app.router.lifespan_context = lifespan
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
