@@ -26,7 +26,6 @@ def shared_data() -> Path:
 
 # --- databases: every storage test runs on a fresh SQLite file and on a fresh PostgreSQL database ---
 
-import gc  # noqa: E402
 import itertools  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -63,9 +62,12 @@ def postgres_url(postgres_server) -> str:  # noqa: ANN001
     base = _postgres_url(postgres_server)
     path, _, query = base.partition("?")
     yield f"{path.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-    # Engines a test left open (apps, threads) hold their pooled connections until collected, and the
-    # server takes 100 at most.
-    gc.collect()
+    # Engines a test left open (apps, threads) would hold their pooled connections until collected,
+    # and the server takes 100 at most: dropping the database ends them (and frees its disk).
+    admin = create_engine(_postgres_url(postgres_server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
