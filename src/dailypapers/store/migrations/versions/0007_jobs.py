@@ -30,7 +30,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         from procrastinate.schema import SchemaManager
 
-        op.get_bind().exec_driver_sql(SchemaManager.get_schema())
+        # Through the driver's cursor with no parameters: the SQL holds literal % signs.
+        op.get_bind().connection.cursor().execute(SchemaManager.get_schema())
 
 
 def downgrade() -> None:
