@@ -39,7 +39,7 @@ from dailypapers.web.app import create_app
 SRC = Path(__file__).resolve().parents[1] / "src"
 SECOND_TOKEN = "verb%3DListRecords%26metadataPrefix%3DarXiv%26set%3Dcs%26skip%3D5"
 HARVESTED = {"1412.8544", "hep-th/9504118", "1412.8323", "1507.07790", "1607.01710"}
-PAGE3_IDS = 2  # records of the hep-ex page
+PAGE3_IDS = 3  # records of the hep-ex page
 FEED_DAY = date(2014, 12, 29)  # 1412.8544 (cs.DM), the one paper of set cs in the replay
 
 
@@ -103,8 +103,12 @@ def endpoint(recorded):
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """One model cache for the session (the first load converts the bundled model to ONNX)."""
-    return tmp_path_factory.mktemp("models-home")
+    """One model cache for the session, warm: the first load converts the bundled model to ONNX."""
+    from dailypapers.search.embedder import load_embedder
+
+    folder = tmp_path_factory.mktemp("models-home")
+    load_embedder(cache_dir=folder)
+    return folder
 
 
 def job_settings(db_url: str, tmp_path: Path, **overrides):

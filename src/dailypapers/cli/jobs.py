@@ -6,6 +6,7 @@ Registered by the main app: ``app.command()(worker)``, ``app.add_typer(jobs_app,
 from __future__ import annotations
 
 import json
+import logging
 
 import typer
 
@@ -29,6 +30,8 @@ def worker(concurrency: int = typer.Option(2, min=1, max=32, help="Jobs this wor
     if not uses_queue(open_store()):
         fail("a worker needs PostgreSQL (DAILYPAPERS_DATABASE_URL); with SQLite the jobs run inside "
              "`dailypapers serve`")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per page is the harvest's own
     typer.echo(f"worker started: {concurrency} at once; harvest of "
                f"{', '.join(settings.harvest_sets) or 'nothing (DAILYPAPERS_HARVEST_SETS is empty)'}", err=True)
     run_worker(settings, concurrency=concurrency, wait=not once)

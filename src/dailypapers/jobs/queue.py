@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+from functools import cache
 
 import procrastinate
 from procrastinate import exceptions
@@ -45,7 +46,7 @@ def conninfo(database_url: str) -> str:
 
 def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     """A procrastinate app with every task of the site, its periodic ones timed by the settings."""
-    engine = open_engine(settings.db_url)
+    engine = cache(lambda: open_engine(settings.db_url))  # opened by the first task this process runs
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings.db_url), min_size=1,
                                                max_size=pool_size)
     app = procrastinate.App(connector=connector)
@@ -55,18 +56,18 @@ def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     @app.task(name="harvest", queueing_lock="harvest", lock="harvest", retry=RETRY)
     def harvest(timestamp: int = 0) -> None:
         log.info("harvest job in process %d", os.getpid())
-        work.harvest(engine, settings)
+        work.harvest(engine(), settings)
 
     @app.periodic(cron=every_cron(settings.jobs_interval))
     @app.task(name="embed", queueing_lock="embed", lock="embed", retry=RETRY)
     def embed(timestamp: int = 0) -> None:
         log.info("embedding job in process %d", os.getpid())
-        work.upkeep(engine)
-        work.embed_new(engine, settings)
+        work.upkeep(engine())
+        work.embed_new(engine(), settings)
 
     @app.task(name="mail", queueing_lock="mail", lock="mail", retry=RETRY)
     def mail(timestamp: int = 0) -> None:
-        work.send_mail(engine, settings)
+        work.send_mail(engine(), settings)
 
     if settings.mail_schedule_on and settings.smtp_url and settings.base_url:
         app.periodic(cron=every_cron(settings.mail_check_interval))(mail)
@@ -74,7 +75,7 @@ def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     @app.periodic(cron="0 * * * *")
     @app.task(name="purge", queueing_lock="purge", retry=RETRY)
     def purge(timestamp: int = 0) -> None:
-        work.purge(engine)
+        work.purge(engine())
 
     @app.periodic(cron=every_cron(heartbeat))
     @app.task(name="retry_stalled", queueing_lock="retry_stalled", pass_context=True)

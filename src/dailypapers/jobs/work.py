@@ -68,8 +68,6 @@ def after_ingest(engine: Engine, settings: Settings, pks: list[int] | None = Non
     """What follows an ingest: upkeep, then the new papers (``pks``, else every one not embedded)
     embedded here (returns how many) or, with ``defer``, by the next embedding job (returns 0)."""
     upkeep(engine)
-    if settings.embedding_runtime == "off":
-        return 0
     if defer:
         defer_embedding(engine, settings)
         return 0

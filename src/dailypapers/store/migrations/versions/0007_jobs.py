@@ -36,7 +36,19 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("harvest_checkpoints")
-    if op.get_bind().dialect.name == "postgresql":
-        for table in PROCRASTINATE_TABLES:
-            op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-        op.execute("DROP TYPE IF EXISTS procrastinate_job_status, procrastinate_job_event_type CASCADE")
+    conn = op.get_bind()
+    if conn.dialect.name != "postgresql":
+        return
+    for table in PROCRASTINATE_TABLES:  # with them their triggers
+        op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    functions = conn.execute(sa.text(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate%'")).scalars().all()
+    for function in functions:
+        op.execute(f"DROP FUNCTION IF EXISTS {function} CASCADE")
+    types = conn.execute(sa.text(
+        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = current_schema() AND t.typname LIKE 'procrastinate%' AND t.typtype IN ('e', 'c')"
+    )).scalars().all()  # the tables' own row types went with them
+    for name in types:
+        op.execute(f"DROP TYPE IF EXISTS {name} CASCADE")
