@@ -97,9 +97,10 @@ class Site:
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
-        for process in self.processes.values():  # a worker finishes its job first: not worth waiting for
+        deadline = time.monotonic() + 5  # a worker finishes its job first: not worth waiting for here
+        for process in self.processes.values():
             try:
-                process.wait(timeout=5)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

@@ -9,8 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,9 +17,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from test_community import FakeArxiv, add_user
-from test_source_oai import CURRENT_TOKEN, arxiv_chain, oai
+from test_security_accounts import _expired_and_live_rows, count
+from test_source_oai import CURRENT_TOKEN, arxiv_chain, oai, server  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 from dailypapers import jobs
@@ -33,7 +33,7 @@ from dailypapers.jobs.timing import cron
 from dailypapers.jobs.work import embedded
 from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.queries import daily_papers
-from dailypapers.store.schema import paper_embeddings, papers
+from dailypapers.store.schema import paper_embeddings, papers, sessions, throttle_hits
 from dailypapers.web.app import create_app
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -106,7 +106,8 @@ def models_dir(tmp_path_factory) -> Path:
     """One model cache for the session, warm: the first load converts the bundled model to ONNX."""
     from dailypapers.search.embedder import load_embedder
 
-    folder = tmp_path_factory.mktemp("models-home")
+    folder = tmp_path_factory.getbasetemp() / "models-home"  # one per session, whichever module asks
+    folder.mkdir(exist_ok=True)
     load_embedder(cache_dir=folder)
     return folder
 
@@ -256,7 +257,6 @@ def test_the_runner_thread_embeds_a_submission_within_seconds(tmp_path, recorded
     app = create_app(settings)
     with TestClient(app):
         engine = app.state.engine
-        wait_for(lambda: app.state.jobs_runner.rounds >= 1, "the first round")
         submit_paper(engine, "1605.08386", add_user(engine, "ada"),
                      fetch=FakeArxiv(recorded, "query_id_list-1605.08386.xml"),
                      after_ingest=partial(jobs.after_ingest, engine, settings, defer=True))
@@ -308,5 +308,30 @@ def test_stats_json_counts_embedded_papers(engine, db_url, tmp_path, monkeypatch
     assert figures["papers"] == 2 and figures["embedded"] == 1
 
 
-def test_counter_is_imported():  # keep the linter honest about helpers the fault tests import
-    assert Counter and func
+# --- PostgreSQL: retries, and the purge --------------------------------------------------------------
+
+
+def test_a_failed_harvest_is_retried_later_with_back_off(postgres_url, tmp_path, server):
+    """The endpoint answers 404 (the scripted server has no responses): the job fails and waits."""
+    settings = job_settings(postgres_url, tmp_path, oai_base_url=server.url, harvest_sets=["cs"],
+                            embedding_runtime="off")
+    assert queue.defer(settings, "harvest") is not None
+    started = datetime.now(timezone.utc)
+    queue.run_worker(settings, wait=False)  # runs it once; the retry is not due yet, so it stops
+    [job] = [job for job in queue.list_jobs(settings) if job["task"] == "harvest"]
+    assert job["status"] == "todo" and job["attempts"] == 1
+    assert datetime.fromisoformat(job["scheduled_at"]) >= started + timedelta(seconds=queue.RETRY.exponential_wait)
+    assert len(server.log) == 1
+    queue.close_all()
+
+
+def test_a_worker_purges_expired_rows(postgres_url, tmp_path):
+    settings = job_settings(postgres_url, tmp_path, embedding_runtime="off")
+    engine = open_engine(postgres_url)
+    _expired_and_live_rows(engine)
+    queue.defer(settings, "purge")
+    queue.run_worker(settings, wait=False)
+    for table in (sessions, throttle_hits):
+        assert count(engine, table) == 1, table.name
+    queue.close_all()
+    engine.dispose()

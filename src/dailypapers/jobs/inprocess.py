@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,12 +23,14 @@ from dailypapers.jobs import work
 from dailypapers.jobs.timing import Due, cron
 
 log = logging.getLogger("dailypapers.jobs")
-_wake = threading.Event()  # shared by the runners of this process
+_runners: weakref.WeakSet[Runner] = weakref.WeakSet()  # of this process
 
 
 def wake() -> None:
-    """Start the next round now (a submission's paper is embedded within seconds)."""
-    _wake.set()
+    """Start the next round of every runner of this process now (a submission's paper is embedded
+    within seconds)."""
+    for runner in list(_runners):
+        runner.woken.set()
 
 
 class Runner:
@@ -38,31 +41,35 @@ class Runner:
     def __init__(self, engine: Engine, settings: Settings, embedder: Callable[[], object] = lambda: None):
         self.engine, self.settings, self.embedder = engine, settings, embedder
         self.harvest_due = Due(cron(settings.harvest_schedule)) if settings.harvest_sets else None
-        self.stopping = threading.Event()
+        self.stopping, self.woken = threading.Event(), threading.Event()
         self.thread: threading.Thread | None = None
         self.rounds = 0
 
     def start(self) -> None:
         if self.thread is None:
             self.stopping.clear()
+            _runners.add(self)
             self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
             self.thread.start()
 
     def stop(self, timeout: float = 30) -> None:
         self.stopping.set()
-        _wake.set()
+        self.woken.set()
+        _runners.discard(self)
         if self.thread is not None:
             self.thread.join(timeout)
             self.thread = None
 
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            self.round()
+    def _loop(self) -> None:  # the first round after an interval: a server starts without a model load
+        while True:
             wait = self.settings.jobs_interval
             if self.harvest_due is not None:
                 wait = min(wait, self.harvest_due.seconds_left())
-            _wake.wait(wait)
-            _wake.clear()
+            self.woken.wait(wait)
+            self.woken.clear()
+            if self.stopping.is_set():
+                return
+            self.round()
 
     def round(self) -> None:
         """One round: the harvest if due, then upkeep and embedding (each failure logged, not raised)."""
