@@ -85,7 +85,7 @@ def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
             log.warning("job %s (%s) lost its worker: it runs again", job.id, job.task_name)
             try:
                 await manager.retry_job(job)
-            except exceptions.ConnectorException:  # one of its kind is waiting already: it does the work
+            except exceptions.UniqueViolation:  # one of its kind is waiting already: that one does the work
                 await manager.finish_job(job, status=Status.FAILED, delete_job=False)
 
     return app
