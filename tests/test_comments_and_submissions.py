@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from dailypapers import accounts, community
+from dailypapers import accounts, community, jobs
 from dailypapers.config import get_settings
 from dailypapers.ingest import ingest
 from dailypapers.sources.hf_daily import parse_hf_json
@@ -250,12 +250,19 @@ def embedder(tmp_path_factory):
     return load_embedder(cache_dir=tmp_path_factory.mktemp("models"))
 
 
-def test_a_submitted_paper_is_embedded_and_found_by_meaning(engine, db_url, tmp_path, feed, embedder):
+def test_a_submitted_paper_is_embedded_by_the_jobs_and_found_by_meaning(engine, db_url, tmp_path, feed, embedder):
     arxiv = Arxiv(feed)
     with TestClient(make_app(engine, db_url, tmp_path, arxiv.url, embedder=embedder),
                     follow_redirects=False) as client:
         token = sign_up(client)
         assert submit(client, token).status_code == 303
+        if jobs.uses_queue(engine):  # the embedding job's work (a worker's; tests/test_jobs.py runs real ones)
+            jobs.work.embed_new(engine, client.app.state.settings, embedder=embedder)
+        else:  # the app's jobs thread, woken by the submission
+            wait = time.monotonic() + 60
+            while not jobs.work.embedded(engine):
+                assert time.monotonic() < wait, "the submission was not embedded"
+                time.sleep(0.05)
         with engine.connect() as conn:
             assert conn.execute(select(embeddings.c.model).join(papers, papers.c.pk == embeddings.c.paper_pk)
                                 .where(papers.c.id == "1605.08386")).scalar_one() == embedder.name

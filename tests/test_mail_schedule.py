@@ -1,8 +1,9 @@
-"""The scheduler inside `dailypapers serve` (several workers at once, still exactly once), its
-settings, and the 0004 migration against the tables in schema.py."""
+"""The scheduler inside `dailypapers serve` on SQLite, the workers' mail job on PostgreSQL (several at
+once, still exactly once), its settings, and the 0004 migration against the tables in schema.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -13,7 +14,9 @@ from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from test_mail_delivery import load_sample, mail_settings, smtp  # noqa: F401 - fixture
 
+from dailypapers import jobs
 from dailypapers.config import get_settings
+from dailypapers.jobs import queue
 from dailypapers.mail import schedule
 from dailypapers.mail import subscriptions as subs
 from dailypapers.mail.subscription_spec import check_spec
@@ -62,6 +65,21 @@ def test_two_serving_workers_send_each_digest_once(engine, db_url, tmp_path, smt
         db_url, tmp_path, smtp, mail_schedule=True, mail_send_time="00:00", mail_check_interval=0.05
     )
     first, second = create_app(settings), create_app(settings)
+    if jobs.uses_queue(engine):  # PostgreSQL: serve sends nothing; two workers send, still once each
+        assert getattr(first.state, "mail_scheduler", None) is None
+        assert queue.defer(settings, "mail") is not None and queue.defer(settings, "mail") is None
+        workers = [threading.Thread(target=queue.run_worker, args=(settings,), kwargs={"wait": False})
+                   for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        smtp.wait_for(len(addresses) + 1)
+        jobs.work.send_mail(engine, settings)  # and a third sender finds nothing left to send
+        assert Counter(m.to for m in smtp.messages) == {
+            address: 1 for address in addresses + ["weekly@example.org"]}
+        queue.close_all()
+        return
     assert first.state.mail_scheduler is not second.state.mail_scheduler
     with TestClient(first), TestClient(second):
         smtp.wait_for(len(addresses) + 1)

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, update
 from test_mail_delivery import link, load_sample, mail_settings, smtp  # noqa: F401 - fixture
 
-from dailypapers import accounts, throttle
+from dailypapers import accounts, jobs, throttle
 from dailypapers.accounts import AccountError
 from dailypapers.mail import schedule
 from dailypapers.mail import subscriptions as subs
@@ -506,6 +506,9 @@ def test_serve_purges_on_a_schedule_even_without_mail(engine, db_url, tmp_path, 
     monkeypatch.setattr(schedule, "PURGE_INTERVAL", 0.05)
     settings = mail_settings(db_url, tmp_path, None)  # no SMTP: the mail scheduler is off
     app = create_app(settings)
+    if jobs.uses_queue(engine):  # PostgreSQL: serve runs nothing periodic; the workers purge (test_jobs.py)
+        assert getattr(app.state, "purger", None) is None and app.state.jobs_runner is None
+        return
     with TestClient(app):
         assert getattr(app.state, "mail_scheduler", None) is None
         deadline = time.monotonic() + 20

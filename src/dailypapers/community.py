@@ -342,14 +342,14 @@ def submit_paper(
     user_pk: int,
     *,
     fetch: Callable[[list[str]], Iterator[Sourced]],
-    embedder=None,  # noqa: ANN001 - an Embedder: a fetched paper is embedded at once, found by meaning
+    after_ingest: Callable[[list[int]], object] | None = None,
     now: datetime | None = None,
 ) -> Submitted:
     """Put a paper on today's feed by arXiv id or URL.
 
     A paper not in the store yet is fetched with ``fetch`` (the web passes ``fetch_papers`` with a
     short timeout and arXiv's spacing) and ingested first. Raises SubmissionError with a sentence
-    for the form.
+    for the form. ``after_ingest`` gets the new paper's pk (the web defers its embedding to the jobs).
     """
     try:
         paper_id, _version = normalize_id(text)  # the latest version is what gets stored
@@ -378,10 +378,8 @@ def submit_paper(
     if report.rejections:
         raise SubmissionError(f"{paper_id} could not be added: {report.rejections[0].field}: "
                               f"{report.rejections[0].reason}")
-    if embedder is not None:
-        from dailypapers.search.vectors import embed_backlog
-
+    if after_ingest is not None:  # the web's: indexes brought up to date, embedding deferred
         with engine.connect() as conn:
             pk = conn.execute(select(papers.c.pk).where(papers.c.id == paper_id)).scalar_one()
-        embed_backlog(engine, embedder, only=[pk])
+        after_ingest([pk])
     return Submitted(paper_id, not _put_on_feed(engine, paper_id, user_pk, day), True)

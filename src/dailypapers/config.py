@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,12 +66,44 @@ class Settings(BaseSettings):
                               "(4xx) or a dropped connection, with exponential backoff.")
     smtp_retry_delay: float = Field(2.0, ge=0, description="Seconds before the first retry; doubled each time.")
 
-    @field_validator("feature_categories", "allowed_hosts", "trusted_proxies", mode="before")
+    harvest_sets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="OAI-PMH sets that the jobs harvest from arXiv by themselves "
+        "(comma-separated, e.g. 'cs' or 'cs,physics:hep-th'); their new papers go on the daily feed. "
+        "Off when empty.")
+    harvest_schedule: str = Field(
+        "03:00", description="When the harvest runs: a UTC time (HH:MM) once a day, or an interval like "
+        "'every 6h', 'every 30m', 'every 20s'.")
+    harvest_days: int = Field(1, ge=0, le=3650, description="The first harvest of a set starts this many "
+                              "days back; later ones start where the last complete harvest did.")
+    jobs_interval: float = Field(60.0, gt=0, le=86400, description="Seconds between the jobs' rounds of "
+                                 "embedding new papers and index upkeep (a submission wakes them at once).")
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Papers per model call and transaction "
+                                  "when the jobs embed.")
+    worker_heartbeat: float = Field(10.0, gt=0, le=3600, description="PostgreSQL: seconds between a "
+                                    "worker's heartbeats; a job whose worker missed three is run again.")
+
+    @field_validator("feature_categories", "allowed_hosts", "trusted_proxies", "harvest_sets", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("harvest_sets")
+    @classmethod
+    def _sets(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z.-]*(:[A-Za-z][A-Za-z.-]*)*", entry):
+                raise ValueError(f"{entry!r} is not an OAI-PMH set (like cs, math or physics:hep-th)")
+        return value
+
+    @field_validator("harvest_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from dailypapers.jobs.timing import cron
+
+        cron(value)  # raises ValueError with the accepted forms
+        return value.strip()
 
     @field_validator("base_url")
     @classmethod

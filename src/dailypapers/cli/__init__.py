@@ -10,6 +10,7 @@ import typer
 
 from dailypapers.cli import embed as embed_commands
 from dailypapers.cli import ingest as ingest_commands
+from dailypapers.cli import jobs as jobs_commands
 from dailypapers.cli import mail as mail_commands
 from dailypapers.cli import search as search_commands
 from dailypapers.cli.common import fail, open_store, settings_or_fail
@@ -31,6 +32,8 @@ app.add_typer(mail_commands.alerts_app, name="alerts")
 app.command()(mail_commands.subscribe)
 app.command()(mail_commands.unsubscribe)
 app.command()(mail_commands.subscriptions)
+app.command()(jobs_commands.worker)
+app.add_typer(jobs_commands.jobs_app, name="jobs")
 
 
 admin_app = typer.Typer(help="Administrators (who may hide papers and comments) and verified addresses.",
@@ -85,8 +88,12 @@ def init() -> None:
 
 @app.command()
 def stats(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """How many papers, feed days, organizations and users the database holds."""
-    figures = queries.stats(open_store())
+    """How many papers (and embedded ones), feed days, organizations and users the database holds."""
+    from dailypapers.jobs.work import embedded
+
+    engine = open_store()
+    figures = queries.stats(engine)
+    figures["embedded"] = embedded(engine)  # papers with a current embedding, found by meaning
     if as_json:
         typer.echo(json.dumps(figures))
     else:

@@ -23,7 +23,7 @@ _embed_after = True
 @app.callback()
 def options(embed: bool = typer.Option(True, "--embed/--no-embed",
                                        help="Embed the new papers for semantic search afterwards "
-                                            "(or later, with `dailypapers embed`).")) -> None:
+                                            "(or leave them to the jobs, or `dailypapers embed`).")) -> None:
     global _embed_after
     _embed_after = embed
 
@@ -53,15 +53,27 @@ def run(records: Iterable[Sourced] | Callable[[], Iterable[Sourced]], on_commit:
         bar.close()
         fail(str(exc))
     bar.close()
-    if _embed_after and settings.embedding_runtime != "off" and (report.inserted or report.updated):
-        from dailypapers.cli.embed import embed
-
-        embed(batch_size=64, device=None, runtime=None)
+    if report.inserted or report.updated:
+        _after(engine, settings)
     if shown > SHOWN_REJECTIONS:
         typer.echo(f"... and {shown - SHOWN_REJECTIONS:,} more rejected records", err=True)
     typer.echo(report.summary())
     if report.rejected:
         raise SystemExit(REJECTED_EXIT)
+
+
+def _after(engine, settings) -> None:  # noqa: ANN001
+    """The indexes brought up to date, then the new papers embedded here (with a progress bar) or,
+    with --no-embed, left to the jobs (a worker on PostgreSQL, `serve` on SQLite, or `dailypapers embed`)."""
+    from dailypapers.jobs import after_ingest
+
+    with tqdm(unit=" embedded", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+        try:
+            embedded = after_ingest(engine, settings, defer=not _embed_after, on_progress=bar.update)
+        except (ValueError, OSError, ImportError) as exc:
+            fail(f"cannot embed the new papers: {exc} (they are stored; run `dailypapers embed` later)")
+    if embedded:
+        typer.echo(f"{embedded:,} papers embedded for search by meaning")
 
 
 @app.command()

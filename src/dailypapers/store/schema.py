@@ -275,3 +275,13 @@ send_log = Table(
     UniqueConstraint("subscription_pk", "period_key"),
 )
 Index("ix_send_log_status_claimed_at", send_log.c.status, send_log.c.claimed_at)
+
+# Where each harvested OAI-PMH set stands (the harvester's checkpoint), shared by every worker and
+# machine: a harvest stopped anywhere resumes anywhere (jobs/harvest.py).
+harvest_checkpoints = Table(
+    "harvest_checkpoints",
+    metadata,
+    Column("set_spec", String(200), primary_key=True),
+    Column("state", Text, nullable=False),  # the checkpoint's JSON
+    Column("updated_at", DateTime, nullable=False),
+)

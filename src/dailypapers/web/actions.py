@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from dailypapers import community, throttle
+from dailypapers import community, jobs, throttle
 from dailypapers.sources.arxiv_api import ArxivApiError, fetch_papers
 from dailypapers.store import queries
 from dailypapers.web.deps import Admin, Csrf, Db, SignedIn, render
@@ -149,7 +149,7 @@ def submit(request: Request, engine: Db, user: SignedIn, paper: str = Form("")) 
     try:
         settings = request.app.state.settings
         done = community.submit_paper(engine, paper, user["pk"], fetch=_arxiv(engine, settings),
-                                      embedder=request.app.state.embedder())
+                                      after_ingest=partial(jobs.after_ingest, engine, settings, defer=True))
     except community.SubmissionError as exc:
         status = {community.ArxivUnavailable: 503, community.NotOnArxiv: 404}.get(type(exc), 400)
         return form(exc.message, status)

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from dailypapers import jobs
 from dailypapers.config import Settings, get_settings
 from dailypapers.mail import schedule as mail_schedule
 from dailypapers.store import queries
@@ -56,7 +57,8 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     app.state.send_reset = lambda email, link: _send_reset(settings, email, link)
     app.state.send_verification = lambda email, link: auth.send_verification(settings, email, link)
 
-    mail_schedule.install(app, settings, engine)  # digests and alerts in the background, when on
+    # The jobs: a thread on SQLite (with the mail and purge threads); on PostgreSQL the workers run them.
+    jobs.install(app, settings, engine, load_embedder)
     # Close the pooled connections when the app stops (PostgreSQL counts every one).
     mail_schedule.run_during(app, SimpleNamespace(start=lambda: None, stop=engine.dispose))
 
