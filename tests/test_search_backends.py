@@ -1,4 +1,4 @@
-"""The search backends on both databases: one chosen per engine, upkeep after writes, searches that only read."""
+"""The search backends on both databases: one per engine, upkeep after writes, searches that only read."""
 
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ class Words:
         return out
 
 
-TOPICS = ["protein folding with diffusion", "robot grasping from demonstrations", "sparse attention for long text",
-          "weather forecasting with graph networks", "speech recognition for low resource languages"]
+TOPICS = ["protein folding with diffusion", "robot grasping from demonstrations",
+          "sparse attention for long text", "weather forecasting with graph networks",
+          "speech recognition for low resource languages"]
 
 
 def paper(i: int, topic: str) -> tuple[str, Paper]:
@@ -126,7 +127,8 @@ def test_upkeep_indexes_text_written_elsewhere(stored):
     assert upkeep(stored) == 0  # nothing more to do
 
 
-def test_upkeep_builds_a_missing_vector_file_and_keeps_it_near_the_table(sqlite_engine, tmp_path, monkeypatch):
+def test_upkeep_builds_a_missing_vector_file_and_keeps_it_near_the_table(sqlite_engine, tmp_path,
+                                                                        monkeypatch):
     ingest(sqlite_engine, [paper(i, t) for i, t in enumerate(TOPICS, 1)])
     embed_backlog(sqlite_engine, Words())
     assert not list((tmp_path / "vectors").glob("*.dpvec"))

@@ -33,4 +33,5 @@ def text_search(conn: Connection, query: Query, filters: Filters, limit: int,
     backend checks its hits apart from the ranking)."""
     if query.empty or limit <= 0:
         return []
-    return [TextHit(pk, score) for pk, score in backend_for(conn.engine).text_top(conn, query, filters, limit, checked)]
+    found = backend_for(conn.engine).text_top(conn, query, filters, limit, checked)
+    return [TextHit(pk, score) for pk, score in found]

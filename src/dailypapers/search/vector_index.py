@@ -350,7 +350,8 @@ def rebuild_index(engine: Engine, directory: Path | None = None, model: str | No
             raise ValueError("there are no embeddings to index (run `dailypapers embed` first)")
     directory = directory or index_dir(engine)
     if directory is None:
-        raise ValueError("only a SQLite database file has a place for an index file beside it; pass a directory")
+        raise ValueError("only a SQLite database file has a place for an index file beside it; "
+                         "pass a directory")
     index = VectorIndex.build(engine, _index_path(engine, directory, model), model)
     with _open_lock:
         _open[(str(index.path), model)] = index

@@ -27,8 +27,8 @@ from dailypapers.search.filters import Filters
 from dailypapers.search.vector_index import VectorIndex, as_array, current_model, open_index, to_blob
 from dailypapers.store.schema import paper_embeddings, papers
 
-__all__ = ["as_array", "backlog_size", "current_model", "embed_backlog", "exact_search", "nearest", "open_index",
-           "similarities", "stored_vectors", "to_blob", "vector_search"]
+__all__ = ["as_array", "backlog_size", "current_model", "embed_backlog", "exact_search", "nearest",
+           "open_index", "similarities", "stored_vectors", "to_blob", "vector_search"]
 
 _emb = paper_embeddings
 

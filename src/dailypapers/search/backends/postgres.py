@@ -111,7 +111,8 @@ def _pg_idf(conn: Connection, terms: tuple[str, ...]) -> dict[str, float]:
     return idf
 
 
-def text_top(conn: Connection, query: Query, filters: Filters, limit: int, checked=None) -> list[tuple[int, float]]:  # noqa: ANN001, ARG001
+def text_top(conn: Connection, query: Query, filters: Filters, limit: int,
+             checked=None) -> list[tuple[int, float]]:  # noqa: ANN001, ARG001
     """(pk, score) of the best matches under the filters, best first (``checked``: unused, the
     filters apply in the same query)."""
     vector = literal_column("papers.search_vector")
@@ -193,7 +194,8 @@ def _nearest(conn: Connection, q: np.ndarray, filters: Filters, limit: int, mode
     return [(pk, 1.0 - float(dist)) for pk, dist in rows]
 
 
-def exact(conn: Connection, q: np.ndarray, filters: Filters, limit: int, model: str) -> list[tuple[int, float]]:
+def exact(conn: Connection, q: np.ndarray, filters: Filters, limit: int,
+          model: str) -> list[tuple[int, float]]:
     """Every allowed stored vector scored (an ORDER BY the HNSW index cannot serve)."""
     return _nearest(conn, q, filters, limit, model, exhaustive=True)
 

@@ -46,7 +46,8 @@ def vector_value(vector: np.ndarray) -> bytes:
 # --- full text --------------------------------------------------------------------------------------
 
 
-def text_top(conn: Connection, query: Query, filters: Filters, limit: int, checked=None) -> list[tuple[int, float]]:  # noqa: ANN001
+def text_top(conn: Connection, query: Query, filters: Filters, limit: int,
+             checked=None) -> list[tuple[int, float]]:  # noqa: ANN001
     """(pk, BM25 score) of the best matches under the filters, best first."""
     return fulltext.search(conn, query, filters, limit, checked)
 
@@ -57,7 +58,8 @@ def text_top(conn: Connection, query: Query, filters: Filters, limit: int, check
 def nearest(conn: Connection, q: np.ndarray, filters: Filters, limit: int, model: str, *,
             exact: bool = True, checked=None) -> list[tuple[int, float]]:  # noqa: ANN001
     """The papers nearest to the unit vector ``q`` in the model's file (without building it)."""
-    return search_file(conn, open_index(conn.engine, model=model, build=False), q, filters, limit, exact, checked)
+    index = open_index(conn.engine, model=model, build=False)
+    return search_file(conn, index, q, filters, limit, exact, checked)
 
 
 def similarities(conn: Connection, q: np.ndarray, pks: list[int], model: str, *,
@@ -76,7 +78,8 @@ def similarities(conn: Connection, q: np.ndarray, pks: list[int], model: str, *,
 _PRESENT = select(_emb.c.paper_pk).where(in_list(_emb.c.paper_pk, "pks"), _emb.c.model == bindparam("model"))
 
 
-def exact(conn: Connection, q: np.ndarray, filters: Filters, limit: int, model: str) -> list[tuple[int, float]]:
+def exact(conn: Connection, q: np.ndarray, filters: Filters, limit: int,
+          model: str) -> list[tuple[int, float]]:
     """Every allowed stored vector scored in float32."""
     rows = conn.execute(select(_emb.c.paper_pk, _emb.c.vector).join(papers, papers.c.pk == _emb.c.paper_pk)
                         .where(_emb.c.model == model, *filters.conditions())).all()
@@ -211,4 +214,5 @@ def rebuild(engine: Engine) -> list[str]:
         return [*lines, "no vector index: there are no embeddings yet (run `dailypapers embed`)"]
     index = open_index(engine, model=model, build=False).keep_up(fresh=True)
     seconds = time.perf_counter() - started
-    return [*lines, f"vector index rebuilt: {len(index):,} vectors of {model} in {seconds:.1f} s -> {index.path}"]
+    return [*lines, f"vector index rebuilt: {len(index):,} vectors of {model} in {seconds:.1f} s "
+                    f"-> {index.path}"]
