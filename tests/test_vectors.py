@@ -16,6 +16,8 @@ from sqlalchemy import delete, func, select, update
 from dailypapers.domain import Deletion, Paper
 from dailypapers.ingest import ingest
 from dailypapers.search import vector_index, vectors
+from dailypapers.search.backends import backend_for, upkeep
+from dailypapers.search.backends import sqlite as sqlite_backend
 from dailypapers.search.filters import Filters
 from dailypapers.search.vector_index import open_index, rebuild_index
 from dailypapers.search.vectors import embed_backlog, exact_search, stored_vectors, vector_search
@@ -272,12 +274,14 @@ def test_the_sqlite_index_sees_papers_embedded_after_it_was_built(sqlite_engine,
     assert len(index) == N and index.seq == rebuilt.seq
 
 
-def test_the_default_index_lives_beside_the_database_and_is_built_on_first_use(sqlite_engine, embedder, seed,
-                                                                                 tmp_path):
+def test_the_default_index_lives_beside_the_database_and_is_built_by_upkeep(sqlite_engine, embedder, seed,
+                                                                            tmp_path):
     ingest(sqlite_engine, records(seed))
     embed_backlog(sqlite_engine, embedder)
     q = _query(embedder, PARAPHRASES[0][0])
-    found = vector_search(sqlite_engine, q, Filters(), 10)
+    found = vector_search(sqlite_engine, q, Filters(), 10)  # no file yet: the table's rows are scored
+    assert not list((tmp_path / "vectors").glob("*.dpvec")) and len(found) == 10
+    upkeep(sqlite_engine)
     files = list((tmp_path / "vectors").glob("*.dpvec"))
     assert len(files) == 1 and files[0].name.startswith("dailypapers.")
     assert open_index(sqlite_engine).path == files[0]
@@ -294,13 +298,18 @@ def test_exact_and_index_agree_on_the_top_ten_for_every_title(sqlite_engine, emb
                     exact_search(sqlite_engine, q, Filters(), 10))
 
 
-def test_a_broken_index_file_is_rebuilt(sqlite_engine, embedder, seed, tmp_path):
+def test_a_broken_index_file_is_rebuilt_by_upkeep(sqlite_engine, embedder, seed, tmp_path):
     ingest(sqlite_engine, records(seed))
     embed_backlog(sqlite_engine, embedder)
     index = rebuild_index(sqlite_engine, tmp_path / "vectors", embedder.name)
     index.path.write_bytes(b"not an index")
     vector_index._open.clear()  # a fresh process
     q = _query(embedder, PARAPHRASES[0][0])
+    # A search answers from the table's rows and leaves the file alone; upkeep rewrites it.
+    assert same(vector_search(sqlite_engine, q, Filters(), 3), exact_search(sqlite_engine, q, Filters(), 3))
+    assert index.path.read_bytes() == b"not an index"
+    upkeep(sqlite_engine)
+    assert len(open_index(sqlite_engine)) == N
     assert same(vector_search(sqlite_engine, q, Filters(), 3), exact_search(sqlite_engine, q, Filters(), 3))
 
 
@@ -330,14 +339,15 @@ def _store_generated(engine, n: int, seed: int = 5) -> np.ndarray:  # noqa: ANN0
 
 def test_many_vectors_index_matches_exact_search(engine, monkeypatch):
     x = _store_generated(engine, 3000)
-    monkeypatch.setattr(vectors, "MIN_CANDIDATES", 20)  # make the int8 stage choose
+    backend = backend_for(engine)
+    monkeypatch.setattr(backend, "MIN_CANDIDATES", 20)  # make the int8 stage choose
     rng = np.random.default_rng(9)
     queries = [x[i] + rng.standard_normal(384).astype(np.float32) * 0.05 for i in rng.integers(0, len(x), 25)]
     filterings = (Filters(), Filters(categories=("q-bio.NC",)), Filters(since=date(2024, 2, 27)))
     expected = [[exact_search(engine, q, f, 10, model="generated") for f in filterings] for q in queries]
     # SQLite: 3 rounds post-filter the candidates; 1 round sends selective filters to the pre-filter.
     for rounds in (3, 1) if engine.dialect.name == "sqlite" else (3,):
-        monkeypatch.setattr(vectors, "POST_FILTER_ROUNDS", rounds)
+        monkeypatch.setattr(backend, "POST_FILTER_ROUNDS", rounds, raising=False)
         recalls = []
         for q, answers in zip(queries, expected):
             for filters, exact in zip(filterings, answers):
@@ -356,7 +366,7 @@ def test_int8_scores_without_the_re_rank_stay_close_to_exact(sqlite_engine, monk
     queries = [x[i] + rng.standard_normal(384).astype(np.float32) * 0.05 for i in rng.integers(0, len(x), 25)]
     recalls = []
     for rounds in (3, 1):  # post-filtering, and the pre-filter for selective filters
-        monkeypatch.setattr(vectors, "POST_FILTER_ROUNDS", rounds)
+        monkeypatch.setattr(sqlite_backend, "POST_FILTER_ROUNDS", rounds)
         for q in queries:
             for filters in (Filters(), Filters(categories=("q-bio.NC",)), Filters(since=date(2024, 2, 27))):
                 exact = dict(exact_search(sqlite_engine, q, filters, 10, model="generated"))
@@ -381,7 +391,7 @@ def test_a_reembedded_paper_is_scored_by_its_new_vector(sqlite_engine, tmp_path)
     assert vector_search(sqlite_engine, -x[0], Filters(), 1, index=index) == [(pk, pytest.approx(1.0, 1e-5))]
 
 
-def test_a_search_rebuilds_a_file_that_fell_far_behind(sqlite_engine, tmp_path, monkeypatch):
+def test_upkeep_rebuilds_a_file_that_fell_far_behind(sqlite_engine, tmp_path, monkeypatch):
     x = _store_generated(sqlite_engine, 300)
     index = rebuild_index(sqlite_engine, tmp_path / "vectors", "generated")
     built = index.header["built_at"]
@@ -395,17 +405,20 @@ def test_a_search_rebuilds_a_file_that_fell_far_behind(sqlite_engine, tmp_path, 
     monkeypatch.setattr(vector_index, "REBUILD_AFTER", 5)
     found = vector_search(sqlite_engine, x[16], Filters(), 3, index=index)
     assert found[0][0] == pks[17]
+    assert index.header["built_at"] == built and len(index._tail.pks) == 10  # a search only reads
+    index.keep_up()  # what upkeep does for the default file
+    assert same(vector_search(sqlite_engine, x[16], Filters(), 3, index=index), found)
     assert index.header["built_at"] > built and len(index) == 280 and len(index._tail.pks) == 0
 
 
-def test_a_search_rebuilds_a_file_that_fell_behind_a_few_rows_at_a_time(sqlite_engine, tmp_path, monkeypatch):
-    """The rows newer than the file count together, however many searches read them in between."""
+def test_upkeep_rebuilds_a_file_that_fell_behind_a_few_rows_at_a_time(sqlite_engine, tmp_path, monkeypatch):
+    """The rows newer than the file count together, however many searches and upkeeps came in between."""
     x = _store_generated(sqlite_engine, 300)
     index = rebuild_index(sqlite_engine, tmp_path / "vectors", "generated")
     built = index.header["built_at"]
     pks = pk_of(sqlite_engine)
     monkeypatch.setattr(vector_index, "REBUILD_AFTER", 5)
-    for batch in (range(7, 37, 10), range(37, 67, 10)):  # 3 rows, a search, 3 more rows, a search
+    for batch, rewritten in ((range(7, 37, 10), False), (range(37, 67, 10), True)):  # 3 rows, then 3 more
         with sqlite_engine.begin() as conn:
             conn.execute(update(papers).where(papers.c.pk.in_([pks[i] for i in batch])).values(hidden=False))
             conn.execute(paper_embeddings.insert(), [{"paper_pk": pks[i], "model": "generated",
@@ -413,16 +426,16 @@ def test_a_search_rebuilds_a_file_that_fell_behind_a_few_rows_at_a_time(sqlite_e
                                                      for i in batch])
         last = batch[-1]
         assert vector_search(sqlite_engine, x[last - 1], Filters(), 1, index=index)[0][0] == pks[last]
-    assert index.header["built_at"] > built and len(index) == 276 and len(index._tail.pks) == 0
+        assert index.header["built_at"] == built  # a search only reads
+        index.keep_up()
+        assert (index.header["built_at"] > built) is rewritten
+    assert len(index) == 276 and len(index._tail.pks) == 0
 
 
 def test_reindex_on_either_database_keeps_the_results(embedded, embedder):
     q = _query(embedder, PARAPHRASES[0][0])
     before = vector_search(embedded, q, Filters(), 10)
-    if embedded.dialect.name == "postgresql":
-        vectors.reindex_postgresql(embedded)
-    else:
-        rebuild_index(embedded)
+    backend_for(embedded).rebuild(embedded)
     assert same(vector_search(embedded, q, Filters(), 10), before)
 
 

@@ -1,4 +1,4 @@
-"""`dailypapers embed` and `dailypapers reindex`: the search indexes beside the database.
+"""`dailypapers embed` and `dailypapers reindex`: embeddings and the search indexes (the backend's).
 
 Registered by the main app as plain commands: ``app.command()(embed)``, ``app.command()(reindex)``.
 """
@@ -21,8 +21,8 @@ def embed(
                                            "(default: DAILYPAPERS_EMBEDDING_RUNTIME, else onnx)."),
 ) -> None:
     """Embed every paper that has no embedding yet; resumes after an interruption."""
+    from dailypapers.search.backends import backend_for, upkeep
     from dailypapers.search.embedder import load_embedder
-    from dailypapers.search.vector_index import index_dir, open_index, rebuild_index
     from dailypapers.search.vectors import backlog_size, embed_backlog
 
     settings = settings_or_fail()
@@ -55,36 +55,22 @@ def embed(
     line = f"{written:,} papers embedded with {embedder.name} in {seconds:.1f} s ({rate:,.1f} papers/s)"
     if total > written:
         line += f"; {total - written:,} changed meanwhile and wait for the next run"
-    if engine.dialect.name == "sqlite" and index_dir(engine) is not None:
-        index = (rebuild_index(engine, index_dir(engine), embedder.name) if written
-                 else open_index(engine, index_dir(engine), embedder.name))  # built only when missing
-        line += f"; vector index: {len(index):,} vectors"
+    # New vectors: the index is rewritten now rather than each search scoring them apart.
+    size = backend_for(engine).index_vectors(engine, embedder.name, fresh=written > 0)
+    upkeep(engine)
+    if size is not None:
+        line += f"; vector index: {size:,} vectors"
     typer.echo(line)
 
 
 def reindex() -> None:
-    """Rebuild the search indexes: full text (SQLite) and vectors, from the stored papers and embeddings."""
-    from dailypapers.search import fulltext
-    from dailypapers.search.vector_index import current_model, index_dir, rebuild_index
-    from dailypapers.search.vectors import reindex_postgresql
+    """Rebuild the search indexes afresh from the stored papers and embeddings."""
+    from dailypapers.search.backends import backend_for
 
     engine = open_store()
-    started = time.perf_counter()
-    if engine.dialect.name == "postgresql":
-        reindex_postgresql(engine)
-        typer.echo(f"PostgreSQL HNSW index rebuilt in {time.perf_counter() - started:.1f} s")
-        return
-    count = fulltext.sync(engine, rebuild=True, threads=fulltext.ALONE_THREADS)
-    typer.echo(f"full-text index rebuilt: {count:,} papers in {time.perf_counter() - started:.1f} s")
-    started = time.perf_counter()
-    with engine.connect() as conn:
-        model = current_model(conn)
-    if model is None:
-        typer.echo("no vector index: there are no embeddings yet (run `dailypapers embed`)")
-        return
-    directory = index_dir(engine)
-    if directory is None:
-        fail("an in-memory database keeps no index file")
-    index = rebuild_index(engine, directory, model)
-    seconds = time.perf_counter() - started
-    typer.echo(f"vector index rebuilt: {len(index):,} vectors of {model} in {seconds:.1f} s -> {index.path}")
+    try:
+        lines = backend_for(engine).rebuild(engine)
+    except ValueError as exc:
+        fail(str(exc))
+    for line in lines:
+        typer.echo(line)

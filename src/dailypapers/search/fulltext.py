@@ -9,12 +9,14 @@ of 328 MB built in 38 s (FTS5's share of the database was ~2.5 GB).
 The index lives in ``<db folder>/fulltext/<db name>.v1/`` and is rebuildable at any time
 (``dailypapers reindex``). Each paper's ``text_seq`` is raised whenever its title, abstract or
 authors change; the index holds each paper's latest seq, so everything above its largest one is
-the tail still to index. Ingest indexes its papers as it commits them; a search that finds a tail
-indexes it first when no other process is writing (one writer at a time, Tantivy's lock), so a
-paper written by any process becomes findable. Hidden papers stay in the index: the SQL filters of
-every search drop them, as they drop papers that no longer exist.
+the tail still to index. Ingest indexes its papers as it commits them (``following``), and every
+other writer calls ``search.backends.upkeep`` after it commits, which indexes the tail (one writer
+at a time, Tantivy's lock). A search only reads: its searcher reloads when any process commits.
+Hidden papers stay in the index: the SQL filters of every search drop them, as they drop papers
+that no longer exist.
 
-PostgreSQL keeps its full text inside the database (text.py): several web hosts share it.
+SQLite only (used by search/backends/sqlite.py); PostgreSQL keeps its full text inside the
+database (search/backends/postgres.py): several web hosts share it.
 """
 
 from __future__ import annotations
@@ -221,16 +223,25 @@ def open_fulltext(conn: Connection) -> FullTextIndex:
 def sync(engine: Engine, *, wait: bool = True, rebuild: bool = False, threads: int = WRITER_THREADS) -> int:
     """Bring the index up to date with the table; returns how many papers it indexed.
 
-    SQLite only (PostgreSQL indexes by itself). ``rebuild`` indexes every paper afresh.
+    ``rebuild`` indexes every paper afresh.
     """
-    if engine.dialect.name != "sqlite":
-        return 0
     with engine.connect() as conn:
-        return open_fulltext(conn).catch_up(conn, wait=wait, rebuild=rebuild, threads=threads)
+        index = open_fulltext(conn)
+        if not rebuild and latest_seq(conn) <= index.seq():
+            return 0  # up to date: no writer opened, nothing committed
+        return index.catch_up(conn, wait=wait, rebuild=rebuild, threads=threads)
 
 
-class following:  # noqa: N801 - used as a context manager, like open()
-    """While a long write runs, index what it commits from a thread (SQLite; no-op on PostgreSQL).
+def following(engine: Engine):  # noqa: ANN201 - a context manager with poke()
+    """While a long write runs, keep the engine's text index up to date (the backend's ``following``:
+    this class on SQLite, nothing on PostgreSQL). ``poke()`` after each commit."""
+    from dailypapers.search.backends import backend_for
+
+    return backend_for(engine).following(engine)
+
+
+class Following:
+    """While a long write runs, index what it commits from a thread.
 
     Tantivy indexes in native threads without the GIL, so this work takes the other core instead
     of adding to the writer's time. ``poke()`` after each commit; leaving the block indexes the rest.
@@ -238,15 +249,13 @@ class following:  # noqa: N801 - used as a context manager, like open()
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.active = engine.dialect.name == "sqlite"
         self._wake = threading.Event()
         self._done = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="fulltext-sync")
 
-    def __enter__(self) -> following:
-        if self.active:
-            self._thread.start()
+    def __enter__(self) -> Following:
+        self._thread.start()
         return self
 
     def poke(self) -> None:
@@ -264,8 +273,6 @@ class following:  # noqa: N801 - used as a context manager, like open()
             self._error = exc
 
     def __exit__(self, *exc: object) -> None:
-        if not self.active:
-            return
         self._done = True
         self._wake.set()
         self._thread.join()
@@ -332,9 +339,7 @@ def search(conn: Connection, query: Query, filters: Filters, limit: int,
            checked: Callable[[list[int]], set[int]] | None = None) -> list[tuple[int, float]]:
     """(paper pk, BM25 score) of the best matches under the filters, best first. ``checked``: keeps
     the pks that pass the filters, in place of the query this runs for that."""
-    index = open_fulltext(conn)
-    if latest_seq(conn) > index.seq():
-        index.catch_up(conn)  # unless another process is at it; then its commit will show
+    index = open_fulltext(conn)  # as of the latest commit of any process: upkeep writes, not a search
     found = build_query(index, query)
     if found is None:
         return []

@@ -8,6 +8,9 @@ shares no word with its paper (text score 0) still wins when its cosine stands f
 and an exact title match (text score 1, high cosine too) still wins over near-misses. The text side's
 weight is scaled by how much of the query its best hit covers, so a stray common word cannot
 outweigh a strong semantic match. Weights are tuned on SciFact's train split (bench/quality.py).
+
+Only fusion lives here: both sides' candidates come from the database's search backend
+(search/backends/, through text.py and vectors.py), which this module knows nothing about.
 """
 
 from __future__ import annotations

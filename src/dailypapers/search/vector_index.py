@@ -20,11 +20,12 @@ a sampled threshold (0.6 ms instead of argpartition's 13 ms over 1M scores).
 
 Staleness: each row has a ``seq``, larger than that of every row committed before it. The file
 records the largest ``seq`` it covers; every search reads the rows above it (an index probe that
-finds nothing in the common case) and scores them exactly beside the file. When more than
-``REBUILD_AFTER`` rows are newer than the file, the searching process rebuilds it first (one process
-at a time, by a lock file; the others wait and load it); ``dailypapers embed`` rebuilds it when it
-finishes. The file is written to a temporary name and renamed over the old one; other processes
-notice the new file by its inode and reload it.
+finds nothing in the common case) and scores them exactly beside the file: a search only reads.
+Writing the file is upkeep's work (``keep_up``, from ``search.backends.upkeep`` after every write):
+when the file is missing or more than ``REBUILD_AFTER`` rows are newer than it, it is rebuilt (one
+process at a time, by a lock file); ``dailypapers embed`` rebuilds it when it finishes. The file is
+written to a temporary name and renamed over the old one; other processes notice the new file by
+its inode and reload it.
 """
 
 from __future__ import annotations
@@ -50,15 +51,23 @@ try:  # the int8 kernel; without it the scan falls back to numpy (correct, sever
 except ImportError:  # pragma: no cover - numkong is a dependency
     _nk = None
 
-REBUILD_AFTER = 50_000  # rows newer than the index file above which a search rebuilds the file
+REBUILD_AFTER = 50_000  # rows newer than the index file above which upkeep rebuilds the file
 
 _emb = paper_embeddings
 # Every search asks for the rows written since the file (built once: a search runs them as they are).
 _IS_NEWER = (_emb.c.seq > bindparam("seq"), _emb.c.model == bindparam("model"))
-_NEWER = (select(_emb.c.seq, _emb.c.paper_pk, _emb.c.vector).where(*_IS_NEWER).order_by(_emb.c.seq)
-          .limit(REBUILD_AFTER + 1))  # more: the file is rebuilt instead
-_NEWER_COUNT = select(func.count()).select_from(
-    select(_emb.c.seq).where(*_IS_NEWER).limit(REBUILD_AFTER + 1).subquery())
+_NEWER = select(_emb.c.seq, _emb.c.paper_pk, _emb.c.vector).where(*_IS_NEWER).order_by(_emb.c.seq)
+
+
+def _too_many_newer(conn: Connection, seq: int, model: str) -> bool:
+    newer = select(_emb.c.seq).where(*_IS_NEWER).limit(REBUILD_AFTER + 1).subquery()
+    return conn.execute(select(func.count()).select_from(newer), {"seq": seq, "model": model}).scalar_one() \
+        > REBUILD_AFTER
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    """SQLite's form of a vector: little-endian float32 bytes."""
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
 
 def as_array(value) -> np.ndarray:  # noqa: ANN001
@@ -213,23 +222,14 @@ class VectorIndex:
             except (ValueError, OSError):
                 pass  # half-visible or foreign: keep what we have; the tail keeps results complete
 
-    def _too_many_newer(self, conn: Connection, seq: int) -> bool:
-        return conn.execute(_NEWER_COUNT, {"seq": seq, "model": self.model}).scalar_one() > REBUILD_AFTER
-
     def refresh(self, conn: Connection) -> None:
         """Reload the file if another process replaced it; read the rows written since it was built.
 
-        More than ``REBUILD_AFTER`` rows newer than the file, whether they came at once (an
-        interrupted ``dailypapers embed``, say) or a few at a time: rebuild the file now, one
-        process at a time; the others wait for it and load it.
+        Only reads: a file far behind (or missing) makes a longer tail until upkeep rewrites it.
         """
         self._reload_if_replaced()
         tail = self._tail
         rows = conn.execute(_NEWER, {"seq": tail.seq, "model": self.model}).all()
-        if len(tail.pks) + len(rows) > REBUILD_AFTER:
-            self._rebuild_now()
-            tail = self._tail
-            rows = conn.execute(_NEWER, {"seq": tail.seq, "model": self.model}).all()
         if not rows:
             return
         with self._lock:
@@ -240,16 +240,19 @@ class VectorIndex:
             self._tail = _Tail(rows[-1][0], np.concatenate([tail.pks, new_pks]),
                                np.concatenate([tail.vectors, vectors]))
 
-    def _rebuild_now(self) -> None:
+    def keep_up(self, *, fresh: bool = False) -> VectorIndex:
+        """Upkeep: rewrite the file when it is missing, unreadable or more than ``REBUILD_AFTER`` rows
+        behind the table (``fresh``: always), one process at a time; the others wait and load it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Waits while another process rebuilds it.
         with self._lock, FileLock(self.path.with_name(f".{self.path.name}.lock")):
             self._reload_if_replaced()
-            with self.engine.connect() as conn:
-                if not self._too_many_newer(conn, self.seq):
-                    return  # the other process's file is recent enough
+            if not fresh and self._identity is not None:
+                with self.engine.connect() as conn:
+                    if not _too_many_newer(conn, self.seq, self.model):
+                        return self  # recent enough (maybe just written by another process)
             VectorIndex.build(self.engine, self.path, self.model)
             self.load()
+        return self
 
     # scoring
 
@@ -340,8 +343,6 @@ _open_lock = threading.Lock()
 
 def rebuild_index(engine: Engine, directory: Path | None = None, model: str | None = None) -> VectorIndex:
     """Rebuild the SQLite vector index of ``model`` (default: the model written last) from the table."""
-    if engine.dialect.name != "sqlite":
-        raise ValueError("only SQLite keeps a vector index file; PostgreSQL's index lives in the database")
     if model is None:
         with engine.connect() as conn:
             model = current_model(conn)
@@ -349,15 +350,21 @@ def rebuild_index(engine: Engine, directory: Path | None = None, model: str | No
             raise ValueError("there are no embeddings to index (run `dailypapers embed` first)")
     directory = directory or index_dir(engine)
     if directory is None:
-        raise ValueError("an in-memory database has no place for an index file; pass a directory")
+        raise ValueError("only a SQLite database file has a place for an index file beside it; "
+                         "pass a directory")
     index = VectorIndex.build(engine, _index_path(engine, directory, model), model)
     with _open_lock:
         _open[(str(index.path), model)] = index
     return index
 
 
-def open_index(engine: Engine, directory: Path | None = None, model: str | None = None) -> VectorIndex:
-    """The index of ``model`` in this process (loaded once, reloaded when replaced), built if missing."""
+def open_index(engine: Engine, directory: Path | None = None, model: str | None = None, *,
+               build: bool = True) -> VectorIndex:
+    """The index of ``model`` in this process (loaded once, reloaded when replaced).
+
+    ``build``: write the file first when it is missing or unreadable. Searches pass False: they
+    only read, and score the table's rows in place of a missing file.
+    """
     if model is None:
         with engine.connect() as conn:
             model = current_model(conn)
@@ -371,11 +378,12 @@ def open_index(engine: Engine, directory: Path | None = None, model: str | None 
     with _open_lock:
         index = _open.get(key)
         if index is None:
-            index = VectorIndex(engine, path, model or "none")
+            index = _open[key] = VectorIndex(engine, path, model or "none")
             try:
                 index.load()
             except (OSError, ValueError):
-                index = VectorIndex.build(engine, path, model or "none")
-            _open[key] = index
+                pass  # missing or unreadable: empty, its tail holds every row
     index.engine = engine
+    if build and index._identity is None:
+        index.keep_up()
     return index

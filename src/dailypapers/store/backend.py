@@ -15,6 +15,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import NullType, TypeDecorator
 
+def is_sqlite(bind: Engine | Connection | URL) -> bool:
+    """An engine, connection or URL of SQLite (for the few places outside this module that must know,
+    such as migrations and where a database file lies)."""
+    return (bind.get_backend_name() if isinstance(bind, URL) else bind.dialect.name) == "sqlite"
+
+
+def is_postgresql(bind: Engine | Connection | URL) -> bool:
+    return (bind.get_backend_name() if isinstance(bind, URL) else bind.dialect.name) == "postgresql"
+
+
 _POSTGRES_FULLTEXT = [
     "ALTER TABLE papers ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
     "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "

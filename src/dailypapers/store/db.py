@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
 
-from dailypapers.store.backend import configure_engine, engine_options
+from dailypapers.store.backend import configure_engine, engine_options, is_sqlite
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -22,7 +22,7 @@ def open_engine(url: str, *, serving: bool = False) -> Engine:
     """An engine for the URL; a SQLite file's folder is created when missing. ``serving``: for a
     web worker (see ``backend.configure_engine``)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    if is_sqlite(parsed) and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **engine_options(parsed))
     configure_engine(engine, serving=serving)
@@ -33,7 +33,7 @@ def database_file(engine: Engine) -> Path | None:
     """A SQLite database's file, resolved (its indexes live beside it); None for an in-memory one or
     PostgreSQL."""
     database = engine.url.database
-    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
+    if not is_sqlite(engine) or database in (None, "", ":memory:") or database.startswith("file:"):
         return None
     return _resolved(database)
 

@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from alembic import op
 from pgvector.sqlalchemy import Vector
 
+from dailypapers.store.backend import is_postgresql
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -17,7 +19,7 @@ DIM = 384
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
+    postgres = is_postgresql(op.get_bind())
     if postgres:
         op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.create_table(

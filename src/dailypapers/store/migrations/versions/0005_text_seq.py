@@ -11,6 +11,8 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
+from dailypapers.store.backend import is_sqlite
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -20,7 +22,7 @@ _FTS5 = ("papers_fts_delete", "papers_fts_update")
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
+    if is_sqlite(op.get_bind()):
         for trigger in _FTS5:
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         op.execute("DROP TABLE IF EXISTS papers_fts")
