@@ -15,13 +15,14 @@ from functools import lru_cache
 from sqlalchemy.engine import Engine
 
 from dailypapers.config import Settings
+from dailypapers.store.backend import is_postgresql
 
 log = logging.getLogger("dailypapers.jobs")
 
 
 def uses_queue(engine: Engine) -> bool:
     """PostgreSQL runs the jobs on procrastinate's queue; SQLite runs them in `serve`'s process."""
-    return engine.url.get_backend_name() == "postgresql"
+    return is_postgresql(engine)
 
 
 @lru_cache(maxsize=4)

@@ -11,6 +11,8 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
+from dailypapers.store.backend import is_postgresql
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -27,7 +29,7 @@ def upgrade() -> None:
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("updated_at", sa.DateTime, nullable=False),
     )
-    if op.get_bind().dialect.name == "postgresql":
+    if is_postgresql(op.get_bind()):
         from procrastinate.schema import SchemaManager
 
         # Through the driver's cursor with no parameters: the SQL holds literal % signs.
@@ -37,7 +39,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("harvest_checkpoints")
     conn = op.get_bind()
-    if conn.dialect.name != "postgresql":
+    if not is_postgresql(conn):
         return
     for table in PROCRASTINATE_TABLES:  # with them their triggers
         op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
