@@ -300,10 +300,10 @@ def test_stats_json_counts_embedded_papers(engine, db_url, tmp_path, monkeypatch
         pk = conn.execute(select(papers.c.pk).where(papers.c.id == "2501.00001")).scalar_one()
         import numpy as np
 
-        from dailypapers.search.vectors import _vector_value
+        from dailypapers.search.backends import backend_for
 
-        conn.execute(paper_embeddings.insert().values(paper_pk=pk, model="m", seq=1,
-                                                      vector=_vector_value(conn, np.ones(384, np.float32))))
+        vector = backend_for(engine).vector_value(np.ones(384, np.float32))
+        conn.execute(paper_embeddings.insert().values(paper_pk=pk, model="m", seq=1, vector=vector))
     figures = json.loads(CliRunner().invoke(cli, ["stats", "--json"]).output)
     assert figures["papers"] == 2 and figures["embedded"] == 1
 
