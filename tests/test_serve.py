@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from importlib.resources import files
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -126,3 +134,170 @@ def test_two_apps_on_two_databases_in_one_process_keep_their_own_similar_papers(
             assert similar_on_page(one, viewed) == first and similar_on_page(two, viewed) == second
     finally:
         other.dispose()
+
+
+# --- `dailypapers serve --workers N` ---------------------------------------------------------------------
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dailypapers(tmp_path, *args, prelude: str = ""):  # noqa: ANN001, ANN002
+    """`dailypapers ARGS` in a process of its own, its data in tmp_path, its output kept;
+    ``prelude`` runs first (to take something away from the standard library)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAILYPAPERS_")}
+    env |= {"PYTHONPATH": str(SRC), "DAILYPAPERS_DATA_DIR": str(tmp_path),
+            "DAILYPAPERS_EMBEDDING_RUNTIME": "off", "DAILYPAPERS_MAIL_SCHEDULE": "off"}
+    code = f"{prelude}\nfrom dailypapers.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its workers too can be killed as a group
+
+
+def kill_all(process) -> str:  # noqa: ANN001
+    """Kill the command and every process it started (they hold its output open); its output."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return process.communicate(timeout=30)[0]
+
+
+def wait_until_up(url: str, process) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + 180  # two workers importing everything on a busy machine
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(kill_all(process))
+        try:
+            if httpx.get(url + "/static/favicon.svg", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    pytest.fail(kill_all(process))
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes `serve` started (not multiprocessing's resource tracker)."""
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def connections_served(pid: int, port: int) -> int:
+    """How many established TCP connections to ``port`` this process holds (read from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            count += local_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
+    return count
+
+
+NO_REUSEPORT = "import socket\ndel socket.SO_REUSEPORT"
+
+
+def test_several_workers_where_so_reuseport_is_missing_are_refused_with_the_reason(tmp_path):
+    port = free_port()
+    process = dailypapers(tmp_path, "serve", "--port", str(port), "--workers", "2", prelude=NO_REUSEPORT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert out.strip().splitlines() == ["error: --workers 2 needs SO_REUSEPORT, which this system lacks: "
+                                        "run one `dailypapers serve` per port behind a reverse proxy instead"]
+
+
+def test_one_worker_needs_no_so_reuseport(tmp_path):
+    port = free_port()
+    process = dailypapers(tmp_path, "serve", "--port", str(port), prelude=NO_REUSEPORT)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            out, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            out = kill_all(process)
+    assert f"Serving on http://127.0.0.1:{port} with 1 worker process (Press CTRL+C to quit)" in out
+    assert out.count("Started server process") == 1 and "Finished server process" in out, out
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_one_line(tmp_path, workers):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        process = dailypapers(tmp_path, "serve", "--port", str(port), "--workers", workers)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert out.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_no_workers_is_refused(tmp_path):
+    process = dailypapers(tmp_path, "serve", "--workers", "0")
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "Invalid value for '--workers': Input should be greater than or equal to 1" in out
+
+
+def test_two_workers_are_two_processes_that_each_answer(tmp_path):
+    """`serve --workers 2` starts two processes, and connections are answered by both; when one
+    worker dies, the other is stopped and the command says so."""
+    port = free_port()
+    process = dailypapers(tmp_path, "serve", "--port", str(port), "--workers", "2")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        workers = workers_of(process.pid)
+        assert len(workers) == 2
+        # Nagle's algorithm is off: kept-alive responses do not wait 40 ms for the client's delayed ACK.
+        with httpx.Client(base_url=url, timeout=10) as client:
+            timings = []
+            for _ in range(40):
+                started = time.perf_counter()
+                assert client.get("/static/app.css").status_code == 200
+                timings.append(time.perf_counter() - started)
+            assert sorted(timings)[20] < 0.030, timings
+        clients = [httpx.Client(base_url=url, timeout=10) for _ in range(16)]  # kept-alive connections
+        try:
+            assert all(c.get("/").status_code == 200 for c in clients)
+            served = [connections_served(pid, port) for pid in workers]
+            assert sum(served) == 16 and min(served) >= 1, served  # all 16 on one: 1 chance in 32,768
+        finally:
+            for client in clients:
+                client.close()
+        os.kill(workers[0], signal.SIGKILL)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.returncode is None:
+            kill_all(process)
+    assert process.returncode == 1, out
+    assert f"Serving on http://127.0.0.1:{port} with 2 worker processes" in out
+    assert out.count("Started server process") == 2, out
+    assert out.strip().splitlines()[-1] == ("error: worker dailypapers-web-0 stopped with exit code -9; "
+                                            "the others were stopped too (its error is above)")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers[1:])
+
+
+def test_workers_stop_when_serve_is_killed(tmp_path):
+    """SIGKILL leaves `serve` no chance to stop its workers: they notice and stop by themselves."""
+    port = free_port()
+    process = dailypapers(tmp_path, "serve", "--port", str(port), "--workers", "2")
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        workers = workers_of(process.pid)
+        assert len(workers) == 2
+        process.kill()
+        out, _ = process.communicate(timeout=60)  # the output ends when the workers are gone
+        assert out.count("Finished server process") == 2, out
+    finally:
+        if process.returncode is None:
+            kill_all(process)
