@@ -105,17 +105,21 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print one JSON obj
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes (each is stateless; the database is shared)."),
+    workers: int = typer.Option(1, min=1,
+                                help="Worker processes (each is stateless; the database is shared)."),
 ) -> None:
     """Serve the web site and the JSON API."""
-    from dailypapers.web.serve import serve as run
+    from dailypapers.web.serve import CannotServe, serve as run
 
     settings = settings_or_fail()
     if settings.smtp_url and not settings.base_url:
         fail("DAILYPAPERS_SMTP_URL is set but DAILYPAPERS_BASE_URL is not: set it to the site's public URL "
              "(e.g. https://papers.example.org), the only host mail links may point to")
     open_store()  # migrate once here, not in every worker
-    run(host, port, workers)
+    try:
+        run(host, port, workers)
+    except CannotServe as exc:
+        fail(str(exc))
 
 
 def main() -> None:
