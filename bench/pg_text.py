@@ -2,6 +2,7 @@
 
     python bench/pg_text.py speed [--papers 100000] [--workdir DIR] [--json]
     python bench/pg_text.py quality [--split test] [--workdir DIR] [--json]
+    python bench/pg_text.py recall [--papers 100000] [--workdir DIR] [--json]
 
 The text sides compared (each as the hybrid search's text side, through its own path, and alone):
 - ``ts_rank``: today's PostgreSQL text side (search/text.py): every word's ts_rank x idf over every
@@ -306,9 +307,26 @@ def quality(args) -> dict:  # noqa: ANN001
     return figures
 
 
+def recall(args) -> dict:  # noqa: ANN001
+    """pgvector HNSW's recall@10 against exact search on bench_<papers>, both kinds of query."""
+    from search import hnsw_recall, hnsw_recall_generated
+    from sqlalchemy import make_url
+
+    url = make_url(postgres_url(args.workdir)).set(database=f"bench_{args.papers}")
+    engine = open_engine(url.render_as_string(hide_password=False))
+    embedder = load_embedder(cache_dir=args.workdir / "models")
+    texts, _ = queries(args.queries)
+    figures = {"papers": args.papers, "hnsw_recall_at_10": hnsw_recall(engine, embedder, texts),
+               "hnsw_recall_at_10_generated_queries": hnsw_recall_generated(engine, embedder.name)}
+    print(f"HNSW recall@10 at {args.papers:,}: real queries {figures['hnsw_recall_at_10']}, "
+          f"queries drawn like the corpus {figures['hnsw_recall_at_10_generated_queries']}")
+    engine.dispose()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("speed", "quality"))
+    parser.add_argument("what", choices=("speed", "quality", "recall"))
     parser.add_argument("--papers", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--split", default="test", choices=("test", "train"))
@@ -316,7 +334,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    figures = speed(args) if args.what == "speed" else quality(args)
+    figures = {"speed": speed, "quality": quality, "recall": recall}[args.what](args)
     if args.json:
         print(json.dumps(figures))
 
