@@ -1,6 +1,6 @@
 """PostgreSQL's text side, and the remedies for it, measured for speed and for quality in one run.
 
-    python bench/pg_text.py speed [--papers 100000] [--workdir DIR] [--json]
+    python bench/pg_text.py speed [--papers 100000] [--sides ts_rank,gin_bounded,tantivy] [--workdir DIR] [--json]
     python bench/pg_text.py quality [--split test] [--workdir DIR] [--json]
     python bench/pg_text.py recall [--papers 100000] [--workdir DIR] [--json]
 
@@ -219,7 +219,8 @@ def speed(args) -> dict:  # noqa: ANN001
     print(f"Tantivy fed from PostgreSQL: {written:,} papers in {build_s:.1f} s", file=sys.stderr)
     floor = ts_rank_floor(engine, texts)
     figures["ts_rank_floor"] = percentiles(floor)
-    for name, side in SIDES.items():
+    for name in args.sides.split(","):
+        side = SIDES[name]
         hybrid.search(engine, texts[0], embedder=embedder, limit=10)  # warm
         text_times = timed_text(engine, texts, side)
         timer = StatementTimer(engine)
@@ -330,6 +331,7 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--split", default="test", choices=("test", "train"))
+    parser.add_argument("--sides", default=",".join(SIDES), help="speed: the text sides to time")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
