@@ -74,8 +74,9 @@ def _frequencies(conn: Connection, terms: tuple[str, ...]) -> dict[str, float]:
 
 
 def gin_bounded(conn: Connection, query, filters: Filters, limit: int, checked=None,  # noqa: ANN001
-                budget: float = BUDGET) -> list[TextHit]:
+                budget: float | None = None) -> list[TextHit]:
     """Today's score over the candidates the rarest words select (LIMIT-bounded), best first."""
+    budget = BUDGET if budget is None else budget
     if query.phrases or query.authors or query.excluded or filters.active:
         return pg_text._search_postgresql(conn, query, filters, limit)  # selective already
     frequency = _frequencies(conn, query.terms)
@@ -214,7 +215,8 @@ def speed(args) -> dict:  # noqa: ANN001
     texts, typed = queries(args.queries)
     embedder.embed(texts[:2])
     build_s, written = feed_tantivy(engine, args.workdir / f"tantivy-{args.papers}")
-    figures: dict = {"papers": args.papers, "queries": len(texts), "tantivy_feed_s": round(build_s, 1),
+    figures: dict = {"papers": args.papers, "queries": len(texts), "gin_bounded_budget": BUDGET,
+                     "tantivy_feed_s": round(build_s, 1),
                      "tantivy_fed": written}
     print(f"Tantivy fed from PostgreSQL: {written:,} papers in {build_s:.1f} s", file=sys.stderr)
     floor = ts_rank_floor(engine, texts)
@@ -333,10 +335,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--split", default="test", choices=("test", "train"))
     parser.add_argument("--sides", default=",".join(SIDES), help="speed: the text sides to time")
+    parser.add_argument("--budget", type=float, default=BUDGET, help="gin_bounded: candidates, share of the table")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    global BUDGET
+    BUDGET = args.budget
     figures = {"speed": speed, "quality": quality, "recall": recall}[args.what](args)
     if args.json:
         print(json.dumps(figures))
