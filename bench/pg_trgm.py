@@ -1,6 +1,6 @@
 """pg_trgm as PostgreSQL's text side: speed at 100k papers and quality on SciFact, in one run.
 
-    python bench/pg_trgm.py [--papers 100000] [--workdir DIR] [--json]
+    python bench/pg_trgm.py [--papers 100000] [--queries 20] [--claims 100] [--workdir DIR] [--json]
 
 pgserver ships only plpgsql and vector, so pg_trgm is measured on the system's PostgreSQL 15
 (Debian's postgresql-contrib; ``/usr/lib/postgresql/15/bin``), started here under ``--workdir`` as
@@ -8,7 +8,7 @@ the ``pgserver`` user. The text (title and abstract, one column) of the papers b
 in pgserver (``bench_<papers>``) and of SciFact (``scifact``, bench/pg_text.py quality) is copied
 there with the same pks, with a trigram GIN index. The query is pg_trgm's own ranking: papers whose
 text holds an extent similar to the query (``q <% text``, GIN), best ``word_similarity`` first, top
-100; at two thresholds. Quality: nDCG@10 alone and as the hybrid search's text side (the dense side
+100; at two thresholds; a query stopped after 10 s. Quality (the first 100 test claims): nDCG@10 alone and as the hybrid search's text side (the dense side
 and the rest from pgserver's scifact database, whose pks are the same).
 """
 
@@ -35,6 +35,7 @@ from dailypapers.search.text import TextHit  # noqa: E402
 PG15 = Path("/usr/lib/postgresql/15/bin")
 PORT = 5442
 THRESHOLDS = (0.3, 0.5)
+TIMEOUT_S = 10  # a query that takes longer is stopped, and counted as this long (or as no hit)
 
 
 def start_pg15(folder: Path) -> str:
@@ -74,6 +75,13 @@ def copy_table(source: str, target: str, database: str) -> float:
 
 
 def trgm_top(conn: psycopg.Connection, q: str, limit: int) -> list[tuple[int, float]]:
+    try:
+        return _trgm_top(conn, q, limit)
+    except psycopg.errors.QueryCanceled:
+        return []
+
+
+def _trgm_top(conn: psycopg.Connection, q: str, limit: int) -> list[tuple[int, float]]:
     return conn.execute("SELECT pk, word_similarity(%(q)s, body) AS s FROM docs WHERE %(q)s <%% body "
                         "ORDER BY s DESC, pk LIMIT %(k)s", {"q": q, "k": limit}).fetchall()
 
@@ -81,7 +89,8 @@ def trgm_top(conn: psycopg.Connection, q: str, limit: int) -> list[tuple[int, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=20, help="speed: the first N of bench/search.py's")
+    parser.add_argument("--claims", type=int, default=100, help="quality: the first N SciFact test claims")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
@@ -98,7 +107,9 @@ def main() -> None:
     for database, source in ((f"bench_{args.papers}", f"bench_{args.papers}"), ("scifact", "scifact")):
         figures["index_build_s"][database] = round(copy_table(libpq(source), target, database), 1)
     texts, _ = queries(args.queries)
-    with psycopg.connect(target + f" dbname=bench_{args.papers}") as conn:
+    figures["timeout_s"] = TIMEOUT_S
+    with psycopg.connect(target + f" dbname=bench_{args.papers}", autocommit=True) as conn:
+        conn.execute(f"SET statement_timeout = '{TIMEOUT_S}s'")
         for threshold in THRESHOLDS:
             conn.execute(f"SET pg_trgm.word_similarity_threshold = {threshold}")
             times = []
@@ -106,7 +117,7 @@ def main() -> None:
                 started = time.perf_counter()
                 trgm_top(conn, t, hybrid.CANDIDATES)
                 times.append(time.perf_counter() - started)
-            figures[f"speed_{threshold}"] = percentiles(times)
+            figures[f"speed_{threshold}"] = percentiles(times) | {"timeouts": sum(t >= TIMEOUT_S for t in times)}
             print(f"pg_trgm threshold {threshold}: text top-100 p50 {figures[f'speed_{threshold}']['p50_ms']} "
                   f"p95 {figures[f'speed_{threshold}']['p95_ms']} ms at {args.papers:,} papers")
     # Quality on SciFact's test split.
@@ -120,7 +131,10 @@ def main() -> None:
             qrels.setdefault(row["query-id"], set()).add(scifact_id(row["corpus-id"]))
     with open(SCIFACT / "queries.jsonl") as f:
         claims = {q["_id"]: q["text"] for q in map(json.loads, f) if q["_id"] in qrels}
+    claims = dict(list(claims.items())[: args.claims])
+    figures["claims"] = len(claims)
     with psycopg.connect(target + " dbname=scifact", autocommit=True) as trgm:
+        trgm.execute(f"SET statement_timeout = '{TIMEOUT_S}s'")
         def side(conn, query, filters, limit, checked=None):  # noqa: ANN001, ANN202, ARG001
             words = " ".join(query.terms + query.phrases)
             return [TextHit(pk, s) for pk, s in trgm_top(trgm, words, limit)] if words else []
