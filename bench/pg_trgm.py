@@ -110,7 +110,7 @@ def main() -> None:
     figures["timeout_s"] = TIMEOUT_S
     with psycopg.connect(target + f" dbname=bench_{args.papers}", autocommit=True) as conn:
         conn.execute(f"SET statement_timeout = '{TIMEOUT_S}s'")
-        for threshold in THRESHOLDS:
+        for threshold in THRESHOLDS if texts else ():
             conn.execute(f"SET pg_trgm.word_similarity_threshold = {threshold}")
             times = []
             for t in texts:

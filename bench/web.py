@@ -51,6 +51,8 @@ def prepare(workdir: Path, papers: int, database: str) -> tuple[str, list[str]]:
     sys.path.insert(0, str(HERE))
     import search as search_bench  # bench/search.py: the generated corpus
 
+    from sqlalchemy import text
+
     from dailypapers.search.embedder import load_embedder
 
     embedder = load_embedder(cache_dir=workdir / "models")
@@ -61,12 +63,12 @@ def prepare(workdir: Path, papers: int, database: str) -> tuple[str, list[str]]:
         engine, *_ = search_bench.build(workdir, papers, embedder.name)
         day = "datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days')"
     with engine.begin() as conn:  # put 20 papers a day on the feed, for 100 days
-        conn.exec_driver_sql(
+        conn.execute(text(  # text(): its % reach psycopg escaped
             f"UPDATE papers SET submitted_on_daily_at = {day}, "
-            "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL")
+            "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL"))
         # The papers people open: those on the feed, 200 of them in turn.
-        paper_ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM papers WHERE pk % 50 = 0 "
-                                                        "ORDER BY pk LIMIT 200")]
+        paper_ids = [r[0] for r in conn.execute(text("SELECT id FROM papers WHERE pk % 50 = 0 "
+                                                     "ORDER BY pk LIMIT 200"))]
     url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
     return url, paper_ids
