@@ -1,6 +1,6 @@
 """Metadata ingest throughput and peak memory, beside the raw-sqlite3 floor, in one run.
 
-    python bench/ingest.py [--papers 100000] [--json] [--skip-postgres]
+    python bench/ingest.py [--papers 100000] [--json] [--skip-postgres] [--skip-sqlite]
 
 Generates N realistic arXiv snapshot lines, then ingests them, each in a fresh child process (so peak
 RSS is that run's own): the floor (parse the same lines, executemany into a plain table with an FTS5
@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=100_000)
     parser.add_argument("--json", action="store_true", help="End with one JSON line of the figures.")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -188,19 +189,20 @@ def main() -> None:
         make_lines(max(1, args.papers // 4), quarter)
         size_mb = lines.stat().st_size / 1e6
         print(f"{args.papers:,} generated snapshot lines ({size_mb:.0f} MB)")
-        floor = in_child("floor", lines, str(tmp / "floor.db"))
-        ours = in_child("ours", lines, f"sqlite:///{tmp / 'ours.db'}")
-        small = in_child("ours", quarter, f"sqlite:///{tmp / 'quarter.db'}")
-        figures = {
-            "papers": args.papers,
-            "raw_sqlite_papers_per_s": round(floor["papers_per_s"]),
-            "sqlite_papers_per_s": round(ours["papers_per_s"]),
-            "sqlite_vs_floor": round(ours["papers_per_s"] / floor["papers_per_s"], 3),
-            "peak_rss_mb": round(ours["peak_rss_mb"], 1),
-            "reader_peak_rss_mb": round(ours["reader_peak_rss_mb"], 1),
-            "peak_rss_mb_quarter_input": round(small["peak_rss_mb"], 1),
-            "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
-        }
+        figures = {"papers": args.papers}
+        if not args.skip_sqlite:
+            floor = in_child("floor", lines, str(tmp / "floor.db"))
+            ours = in_child("ours", lines, f"sqlite:///{tmp / 'ours.db'}")
+            small = in_child("ours", quarter, f"sqlite:///{tmp / 'quarter.db'}")
+            figures |= {
+                "raw_sqlite_papers_per_s": round(floor["papers_per_s"]),
+                "sqlite_papers_per_s": round(ours["papers_per_s"]),
+                "sqlite_vs_floor": round(ours["papers_per_s"] / floor["papers_per_s"], 3),
+                "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+                "reader_peak_rss_mb": round(ours["reader_peak_rss_mb"], 1),
+                "peak_rss_mb_quarter_input": round(small["peak_rss_mb"], 1),
+                "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
+            }
         if not args.skip_postgres:
             import pgserver
 
