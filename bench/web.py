@@ -189,7 +189,11 @@ def run(args, database: str, text_side: str = "ts_rank") -> dict:  # noqa: ANN00
                   f"  ({r['requests']} requests, {r['errors']} errors)")
     finally:
         server.terminate()
-        server.wait(20)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:  # workers still busy with queued searches
+            server.kill()
+            server.wait()
     return figures
 
 
