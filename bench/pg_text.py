@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import math
 import statistics
@@ -39,7 +38,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import event, literal_column, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 
 HERE = Path(__file__).resolve().parent
