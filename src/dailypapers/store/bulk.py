@@ -95,9 +95,10 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict], *, seriali
         return
     plan = _plan(table, tuple(rows[0]), tuple(values.items()), serialized, conn.dialect)
     driver = conn.connection.driver_connection
-    if not hasattr(driver, "cursor") or not hasattr(cursor := driver.cursor(), "copy"):
+    if not hasattr(getattr(driver, "cursor_factory", None), "copy"):  # psycopg's cursors can COPY
         conn.exec_driver_sql(plan.sql, plan.params(rows))
         return
+    cursor = driver.cursor()
     shared = [conn.execute(select(v)).scalar() if isinstance(v, ClauseElement) else v for v in values.values()]
     pick, processors = plan.pick, plan.own_processors
     try:
