@@ -1,10 +1,12 @@
 """Metadata ingest throughput and peak memory, beside the raw-sqlite3 floor, in one run.
 
-    python bench/ingest.py [--papers 100000] [--json] [--skip-postgres]
+    python bench/ingest.py [--papers 100000] [--json] [--skip-postgres] [--skip-sqlite]
 
 Generates N realistic arXiv snapshot lines, then ingests them, each in a fresh child process (so peak
 RSS is that run's own): the floor (parse the same lines, executemany into a plain table with an FTS5
-index, one transaction), dailypapers on SQLite, and dailypapers on PostgreSQL (pgserver). Embeddings
+index, one transaction), dailypapers on SQLite, and dailypapers on PostgreSQL (pgserver) beside its
+own floor (the same rows written with COPY in one transaction into a table with the same generated
+tsvector and GIN index). Embeddings
 are not part of this: they are computed in batches afterwards. Memory flatness: the SQLite run is
 repeated on a quarter of the lines; peak RSS should not grow with the input.
 """
@@ -94,6 +96,34 @@ def child_floor(lines: Path, db: Path) -> dict:
     return {"papers": n, "seconds": time.perf_counter() - start}
 
 
+def child_pg_floor(lines: Path, url: str) -> dict:
+    """PostgreSQL's floor: the same parse, the rows written with COPY in one transaction, into a table
+    with the same weighted, generated tsvector and its GIN index as ours (its own copy of the text)."""
+    import psycopg
+
+    start = time.perf_counter()
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        conn.execute("CREATE TABLE floor_papers (id text PRIMARY KEY, title text, summary text, authors jsonb, "
+                     "categories text, versions jsonb, search_vector tsvector GENERATED ALWAYS AS ("
+                     "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+                     "setweight(to_tsvector('english', coalesce(summary, '')), 'B') || "
+                     "setweight(to_tsvector('english', jsonb_path_query_array(authors, '$[*].name')::text), 'C')"
+                     ") STORED)")
+        conn.execute("CREATE INDEX ix_floor_papers_search_vector ON floor_papers USING gin (search_vector)")
+        with conn.cursor().copy("COPY floor_papers (id, title, summary, authors, categories, versions) "
+                                "FROM STDIN") as copy, lines.open("rb") as f:
+            for line in f:
+                r = json.loads(line)
+                authors = json.dumps([{"name": " ".join(p[1::-1]).strip()} for p in r["authors_parsed"]])
+                copy.write_row((r["id"], r["title"], r["abstract"], authors, r["categories"],
+                                json.dumps(r["versions"])))
+        n = conn.execute("SELECT count(*) FROM floor_papers").fetchone()[0]
+    seconds = time.perf_counter() - start
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        conn.execute("DROP TABLE floor_papers")  # its dirty pages are not written during our run
+    return {"papers": n, "seconds": seconds}
+
+
 def child_ours(lines: Path, url: str) -> dict:
     import multiprocessing
     import threading
@@ -140,11 +170,13 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=100_000)
     parser.add_argument("--json", action="store_true", help="End with one JSON line of the figures.")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, lines, target = args.child
-        result = child_floor(Path(lines), Path(target)) if kind == "floor" else child_ours(Path(lines), target)
+        child = {"floor": child_floor, "pg_floor": child_pg_floor, "ours": child_ours}[kind]
+        result = child(Path(lines), Path(target) if kind == "floor" else target)
         # Peak RSS of the run: its own, plus its reading process's (both peaks added: an upper bound).
         result["peak_rss_mb"] = peak_rss_mb() + result.get("reader_peak_rss_mb", 0)
         print(json.dumps(result))
@@ -157,29 +189,33 @@ def main() -> None:
         make_lines(max(1, args.papers // 4), quarter)
         size_mb = lines.stat().st_size / 1e6
         print(f"{args.papers:,} generated snapshot lines ({size_mb:.0f} MB)")
-        floor = in_child("floor", lines, str(tmp / "floor.db"))
-        ours = in_child("ours", lines, f"sqlite:///{tmp / 'ours.db'}")
-        small = in_child("ours", quarter, f"sqlite:///{tmp / 'quarter.db'}")
-        figures = {
-            "papers": args.papers,
-            "raw_sqlite_papers_per_s": round(floor["papers_per_s"]),
-            "sqlite_papers_per_s": round(ours["papers_per_s"]),
-            "sqlite_vs_floor": round(ours["papers_per_s"] / floor["papers_per_s"], 3),
-            "peak_rss_mb": round(ours["peak_rss_mb"], 1),
-            "reader_peak_rss_mb": round(ours["reader_peak_rss_mb"], 1),
-            "peak_rss_mb_quarter_input": round(small["peak_rss_mb"], 1),
-            "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
-        }
+        figures = {"papers": args.papers}
+        if not args.skip_sqlite:
+            floor = in_child("floor", lines, str(tmp / "floor.db"))
+            ours = in_child("ours", lines, f"sqlite:///{tmp / 'ours.db'}")
+            small = in_child("ours", quarter, f"sqlite:///{tmp / 'quarter.db'}")
+            figures |= {
+                "raw_sqlite_papers_per_s": round(floor["papers_per_s"]),
+                "sqlite_papers_per_s": round(ours["papers_per_s"]),
+                "sqlite_vs_floor": round(ours["papers_per_s"] / floor["papers_per_s"], 3),
+                "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+                "reader_peak_rss_mb": round(ours["reader_peak_rss_mb"], 1),
+                "peak_rss_mb_quarter_input": round(small["peak_rss_mb"], 1),
+                "floor_peak_rss_mb": round(floor["peak_rss_mb"], 1),
+            }
         if not args.skip_postgres:
             import pgserver
 
             server = pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
             try:
                 url = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+                pg_floor = in_child("pg_floor", lines, url)
                 pg = in_child("ours", lines, url)
             finally:
                 server.cleanup()
+            figures["postgres_copy_floor_papers_per_s"] = round(pg_floor["papers_per_s"])
             figures["postgres_papers_per_s"] = round(pg["papers_per_s"])
+            figures["postgres_vs_floor"] = round(pg["papers_per_s"] / pg_floor["papers_per_s"], 3)
             figures["postgres_peak_rss_mb"] = round(pg["peak_rss_mb"], 1)
 
     width = max(map(len, figures))

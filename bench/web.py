@@ -1,12 +1,19 @@
 """Web throughput and latency with 16 concurrent clients on 127.0.0.1, against 100,000 papers.
 
-    python bench/web.py [--papers 100000] [--seconds 10] [--clients 16] [--workers 2] [--json]
+    python bench/web.py [--database sqlite|postgresql|both] [--papers 100000] [--seconds 10] [--clients 16]
+                        [--workers 2] [--json]
 
 Uses the generated corpus of bench/search.py (built there if missing, with feed days added here),
 serves it with `dailypapers serve` in its own process, and loads /, a paper page and /search?q=...
 in turn for a fixed time each, from wrk (`apt-get install wrk`; C, one thread, so the server gets most of
 the two cores) or, without it or with --client python, an asyncio client in another process. The
 floor beside them is /static/app.css: the same server and client, with no database and no template.
+--database postgresql serves the same corpus from PostgreSQL (pgserver under the work dir, the
+database bench/search.py --database postgresql builds); ``both`` runs SQLite then PostgreSQL in one
+run, and the JSON then holds ``{"sqlite": {...}, "postgresql": {...}}``. --pg-text tantivy (or
+``ts_rank,tantivy`` for both, as ``postgresql`` and ``postgresql_tantivy``) serves PostgreSQL with
+the text side in a Tantivy index fed from the database (bench/pg_tantivy/sitecustomize.py; the
+index folder bench/pg_text.py speed builds) instead of its tsvector: the remedy measured end to end.
 """
 
 from __future__ import annotations
@@ -39,22 +46,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(workdir: Path, papers: int) -> Path:
+def prepare(workdir: Path, papers: int, database: str) -> tuple[str, list[str]]:
+    """The database's URL, and the ids of the papers to open."""
     sys.path.insert(0, str(HERE))
     import search as search_bench  # bench/search.py: the generated corpus
+
+    from sqlalchemy import text
 
     from dailypapers.search.embedder import load_embedder
 
     embedder = load_embedder(cache_dir=workdir / "models")
-    engine, *_ = search_bench.build(workdir, papers, embedder.name)
+    if database == "postgresql":
+        engine, *_ = search_bench.build_postgresql(search_bench.postgres_url(workdir), papers, embedder.name)
+        day = "timestamp '2025-10-10' - (pk / 20 % 100) * interval '1 day'"
+    else:
+        engine, *_ = search_bench.build(workdir, papers, embedder.name)
+        day = "datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days')"
     with engine.begin() as conn:  # put 20 papers a day on the feed, for 100 days
-        conn.exec_driver_sql(
-            "UPDATE papers SET submitted_on_daily_at = datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days'), "
-            "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL")
+        conn.execute(text(  # text(): its % reach psycopg escaped
+            f"UPDATE papers SET submitted_on_daily_at = {day}, "
+            "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL"))
         # The papers people open: those on the feed, 200 of them in turn.
-        paper_ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM papers WHERE pk % 50 = 0 LIMIT 200")]
+        paper_ids = [r[0] for r in conn.execute(text("SELECT id FROM papers WHERE pk % 50 = 0 "
+                                                     "ORDER BY pk LIMIT 200"))]
+    url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
-    return workdir / f"bench-{papers}.db", paper_ids
+    return url, paper_ids
 
 
 async def load(url_of, seconds: float, clients: int) -> dict:  # noqa: ANN001
@@ -106,13 +123,33 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
                         help="The load generator (default: wrk when installed, else an asyncio client).")
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
+    parser.add_argument("--pg-text", default="ts_rank", help="PostgreSQL's text side(s): ts_rank, tantivy")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    db, paper_ids = prepare(args.workdir, args.papers)
+    runs = [("sqlite", "ts_rank")] if args.database in ("sqlite", "both") else []
+    if args.database in ("postgresql", "both"):
+        runs += [("postgresql", text_side) for text_side in args.pg_text.split(",")]
+    figures = {}
+    for database, text_side in runs:
+        name = database if text_side == "ts_rank" else f"{database}_{text_side}"
+        print(name)
+        figures[name] = run(args, database, text_side)
+    if len(figures) == 1:
+        figures = figures[name]
+    if args.json:
+        print(json.dumps(figures))
+
+
+def run(args, database: str, text_side: str = "ts_rank") -> dict:  # noqa: ANN001
+    url, paper_ids = prepare(args.workdir, args.papers, database)
     port = free_port()
-    env = os.environ | {"DAILYPAPERS_DATABASE_URL": f"sqlite:///{db}", "DAILYPAPERS_DATA_DIR": str(args.workdir),
+    env = os.environ | {"DAILYPAPERS_DATABASE_URL": url, "DAILYPAPERS_DATA_DIR": str(args.workdir),
                         "DAILYPAPERS_MAIL_SCHEDULE": "off"}
+    if text_side == "tantivy":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "pg_tantivy"), env.get("PYTHONPATH")]))
+        env["DAILYPAPERS_BENCH_TANTIVY_DIR"] = str(args.workdir / f"tantivy-{args.papers}")
     server = subprocess.Popen([str(Path(sys.executable).with_name("dailypapers")), "serve", "--port", str(port),
                                "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -139,7 +176,8 @@ def main() -> None:
             "paper": [f"/papers/{paper_id}" for paper_id in paper_ids],
             "search": [f"/search?{urlencode({'q': q})}" for q in SEARCHES],
         }
-        figures = {"papers": args.papers, "clients": args.clients, "workers": args.workers, "client": args.client}
+        figures = {"database": database, "text_side": text_side, "papers": args.papers, "clients": args.clients, "workers": args.workers,
+                   "client": args.client}
         for name, listed in paths.items():
             if args.client == "wrk":
                 figures[name] = load_with_wrk(base, listed, args.seconds, args.clients)
@@ -151,9 +189,12 @@ def main() -> None:
                   f"  ({r['requests']} requests, {r['errors']} errors)")
     finally:
         server.terminate()
-        server.wait(20)
-    if args.json:
-        print(json.dumps(figures))
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:  # workers still busy with queued searches
+            server.kill()
+            server.wait()
+    return figures
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 value's type processor again for every row: at ingest rates that cost more than SQLite's own
 insert. Here the statement is compiled once per (table, keys, values) and each row becomes a tuple
 in the driver's parameter order, converted by the same type processors SQLAlchemy would use.
+Where the driver can ``COPY`` (psycopg on PostgreSQL), the rows are streamed with it instead: one
+statement per batch rather than one per row (bench/ingest.py: PostgreSQL's own floor is COPY).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
 
 
 class _Plan:
@@ -46,6 +50,13 @@ class _Plan:
         self.order = _getter(positions)
         self.names = names
         self.positional = positional
+        # COPY: the row's own columns, converted as above, then the shared values' columns.
+        self.columns = [table.c[key].name for key in keys] + [table.c[key].name for key, _ in values]
+        self.copy_sql = f"COPY {table.name} ({', '.join(self.columns)}) FROM STDIN"
+        self.own_processors = [(index[name], processor) for name, processor in
+                               ((n, compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect))
+                                for n in names if n in index)
+                               if processor is not None and name not in serialized]
 
     def params(self, rows: Sequence[dict]) -> list:
         pick, order, constants, processors = self.pick, self.order, self.constants, self.processors
@@ -74,12 +85,28 @@ def _plan(table: Table, keys: tuple[str, ...], values: tuple, serialized: tuple[
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[dict], *, serialized: tuple[str, ...] = (),
                 **values: Any) -> None:
-    """Insert ``rows`` (dicts with the same keys) in one executemany.
+    """Insert ``rows`` (dicts with the same keys) in one executemany, or one COPY where the driver has it.
 
     ``serialized`` names JSON columns whose values are JSON text already (both databases take the
-    text); ``values`` are SQL expressions or constants shared by every row (``text_seq=subquery``).
+    text); ``values`` are SQL expressions or constants shared by every row (``text_seq=subquery``:
+    with COPY, evaluated once for the batch).
     """
     if not rows:
         return
     plan = _plan(table, tuple(rows[0]), tuple(values.items()), serialized, conn.dialect)
-    conn.exec_driver_sql(plan.sql, plan.params(rows))
+    driver = conn.connection.driver_connection
+    if not hasattr(getattr(driver, "cursor_factory", None), "copy"):  # psycopg's cursors can COPY
+        conn.exec_driver_sql(plan.sql, plan.params(rows))
+        return
+    cursor = driver.cursor()
+    shared = [conn.execute(select(v)).scalar() if isinstance(v, ClauseElement) else v for v in values.values()]
+    pick, processors = plan.pick, plan.own_processors
+    try:
+        with cursor, cursor.copy(plan.copy_sql) as copy:
+            for row in rows:
+                own = list(pick(row))
+                for n, process in processors:
+                    own[n] = process(own[n])
+                copy.write_row(own + shared)
+    except conn.dialect.dbapi.Error as err:  # as executemany's errors are: the ingest retries row by row
+        raise DBAPIError(plan.copy_sql, None, err) from err
