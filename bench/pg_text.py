@@ -5,7 +5,7 @@
     python bench/pg_text.py recall [--papers 100000] [--workdir DIR] [--json]
 
 The text sides compared (each as the hybrid search's text side, through its own path, and alone):
-- ``ts_rank``: today's PostgreSQL text side (search/text.py): every word's ts_rank x idf over every
+- ``ts_rank``: PostgreSQL's text side before issue 13 (bench/pg_tsrank.py): every word's ts_rank x idf over every
   paper matching any word, sorted.
 - ``gin_bounded``: the same score over a LIMIT-bounded candidate set taken from the GIN index with
   the query's rarest words only: words are taken rarest first (their document frequency from the
@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 from search import postgres_url, queries  # noqa: E402
 
 from dailypapers.search import fulltext, hybrid  # noqa: E402
-from dailypapers.search import text as pg_text  # noqa: E402
+import pg_tsrank as pg_text  # noqa: E402
 from dailypapers.search.embedder import load_embedder  # noqa: E402
 from dailypapers.search.filters import Filters  # noqa: E402
 from dailypapers.search.query import parse_query  # noqa: E402
@@ -116,7 +116,7 @@ SIDES = {"ts_rank": ts_rank_side, "gin_bounded": gin_bounded, "tantivy": tantivy
 
 
 def use_tantivy_dir(folder: Path) -> None:
-    """search/fulltext.py's index in ``folder`` for any engine (today it derives it from a SQLite file)."""
+    """search/fulltext.py's index in ``folder`` (the product puts it under the data dir)."""
     fulltext.index_dir = lambda engine: folder  # noqa: ARG005
 
 

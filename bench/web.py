@@ -10,10 +10,9 @@ the two cores) or, without it or with --client python, an asyncio client in anot
 floor beside them is /static/app.css: the same server and client, with no database and no template.
 --database postgresql serves the same corpus from PostgreSQL (pgserver under the work dir, the
 database bench/search.py --database postgresql builds); ``both`` runs SQLite then PostgreSQL in one
-run, and the JSON then holds ``{"sqlite": {...}, "postgresql": {...}}``. --pg-text tantivy (or
-``ts_rank,tantivy`` for both, as ``postgresql`` and ``postgresql_tantivy``) serves PostgreSQL with
-the text side in a Tantivy index fed from the database (bench/pg_tantivy/sitecustomize.py; the
-index folder bench/pg_text.py speed builds) instead of its tsvector: the remedy measured end to end.
+run, and the JSON then holds ``{"sqlite": {...}, "postgresql": {...}}``. Before PostgreSQL serves,
+its full-text index (a Tantivy index per machine, fed from the database) is brought up to date
+under the work dir, as `dailypapers reindex` does on a new web machine.
 """
 
 from __future__ import annotations
@@ -124,32 +123,32 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
                         help="The load generator (default: wrk when installed, else an asyncio client).")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
-    parser.add_argument("--pg-text", default="ts_rank", help="PostgreSQL's text side(s): ts_rank, tantivy")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dailypapers-bench-search"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    runs = [("sqlite", "ts_rank")] if args.database in ("sqlite", "both") else []
-    if args.database in ("postgresql", "both"):
-        runs += [("postgresql", text_side) for text_side in args.pg_text.split(",")]
+    runs = [db for db in ("sqlite", "postgresql") if args.database in (db, "both")]
     figures = {}
-    for database, text_side in runs:
-        name = database if text_side == "ts_rank" else f"{database}_{text_side}"
+    for name in runs:
         print(name)
-        figures[name] = run(args, database, text_side)
+        figures[name] = run(args, name)
     if len(figures) == 1:
         figures = figures[name]
     if args.json:
         print(json.dumps(figures))
 
 
-def run(args, database: str, text_side: str = "ts_rank") -> dict:  # noqa: ANN001
+def run(args, database: str) -> dict:  # noqa: ANN001
     url, paper_ids = prepare(args.workdir, args.papers, database)
+    if database == "postgresql":
+        from dailypapers.search.backends import upkeep
+        from dailypapers.store.db import open_engine
+
+        engine = open_engine(url, data_dir=args.workdir)
+        upkeep(engine)
+        engine.dispose()
     port = free_port()
     env = os.environ | {"DAILYPAPERS_DATABASE_URL": url, "DAILYPAPERS_DATA_DIR": str(args.workdir),
                         "DAILYPAPERS_MAIL_SCHEDULE": "off"}
-    if text_side == "tantivy":
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "pg_tantivy"), env.get("PYTHONPATH")]))
-        env["DAILYPAPERS_BENCH_TANTIVY_DIR"] = str(args.workdir / f"tantivy-{args.papers}")
     server = subprocess.Popen([str(Path(sys.executable).with_name("dailypapers")), "serve", "--port", str(port),
                                "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -162,7 +161,7 @@ def run(args, database: str, text_side: str = "ts_rank") -> dict:  # noqa: ANN00
             except httpx.HTTPError:
                 time.sleep(0.2)
         # Steady state: every worker has loaded the model and the indexes, and has seen each paper
-        # once (a paper page keeps its similar papers for 10 minutes; a site's popular papers are warm).
+        # once (a paper page keeps its similar papers until an embedding is written; popular papers are warm).
         # A new connection each time: the workers take turns accepting them.
         for q in SEARCHES:
             for _ in range(args.workers * 2):
@@ -176,7 +175,7 @@ def run(args, database: str, text_side: str = "ts_rank") -> dict:  # noqa: ANN00
             "paper": [f"/papers/{paper_id}" for paper_id in paper_ids],
             "search": [f"/search?{urlencode({'q': q})}" for q in SEARCHES],
         }
-        figures = {"database": database, "text_side": text_side, "papers": args.papers, "clients": args.clients, "workers": args.workers,
+        figures = {"database": database, "papers": args.papers, "clients": args.clients, "workers": args.workers,
                    "client": args.client}
         for name, listed in paths.items():
             if args.client == "wrk":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import tantivy
 from sqlalchemy import func, select, update
 
 from dailypapers.domain import Paper
@@ -21,6 +23,7 @@ from dailypapers.search.hybrid import search
 from dailypapers.search.query import parse_query
 from dailypapers.search.text import text_search
 from dailypapers.search.vectors import embed_backlog, similarities, vector_search
+from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.schema import papers
 
 OPERATIONS = ("text_top", "nearest", "exact", "similarities", "vector_value", "following", "index_vectors",
@@ -123,7 +126,7 @@ def test_upkeep_indexes_text_written_elsewhere(stored):
     retitle(stored, pk, "Volcanic ash dispersion")
     indexed = upkeep(stored)
     assert text_pks(stored, "volcanic") == [pk]
-    assert (indexed > 0) is (stored.dialect.name == "sqlite")  # PostgreSQL indexes by itself
+    assert indexed > 0  # both keep a Tantivy index (PostgreSQL's on each machine)
     assert upkeep(stored) == 0  # nothing more to do
 
 
@@ -216,7 +219,58 @@ def test_searchers_see_what_another_process_indexed(sqlite_engine):
     assert text_pks(sqlite_engine, "volcanic") == [pk]
 
 
-def test_following_is_nothing_on_postgresql_and_indexes_on_sqlite(engine):
+def test_following_indexes_what_a_long_write_commits(engine):
     with fulltext.following(engine) as indexing:
+        ingest(engine, [paper(1, "Volcanic ash dispersion")])
         indexing.poke()
-    assert isinstance(fulltext.following(engine), fulltext.Following) is (engine.dialect.name == "sqlite")
+    assert text_pks(engine, "volcanic") == [pk_of(engine, "2503.00001")]
+
+
+def test_postgresql_keeps_its_full_text_index_under_the_data_dir(postgres_url, tmp_path):
+    engine = open_engine(postgres_url, data_dir=tmp_path)
+    migrate(engine)
+    ingest(engine, [paper(1, "Volcanic ash dispersion")])
+    folder = fulltext.index_dir(engine)
+    assert folder.parent == tmp_path / "fulltext" and engine.url.database in folder.name
+    assert (folder / "meta.json").exists()
+    assert fulltext.index_dir(open_engine(postgres_url)) is None  # no data dir: kept in memory
+    engine.dispose()
+
+
+def test_an_index_ahead_of_its_database_is_rebuilt(postgres_url, tmp_path):
+    """A database dropped and created again under the same name starts its text_seq afresh: the
+    index of the old one (ahead of it) is rebuilt, not trusted."""
+    old = fulltext.FullTextIndex(fulltext.index_dir(open_engine(postgres_url, data_dir=tmp_path)))
+    writer = old.index.writer(15_000_000, 1)
+    for pk in (1, 2, 3):
+        writer.add_document(tantivy.Document(pk=pk, seq=1000 + pk, text=["stale volcanic paper"], authors=""))
+    writer.commit()
+    writer.wait_merging_threads()
+    engine = open_engine(postgres_url, data_dir=tmp_path)
+    migrate(engine)
+    ingest(engine, [paper(1, "Glacier melt")])
+    upkeep(engine)
+    assert text_pks(engine, "volcanic") == [] and text_pks(engine, "glacier") == [pk_of(engine, "2503.00001")]
+    engine.dispose()
+
+
+def test_a_web_process_follows_papers_written_by_other_machines(postgres_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from dailypapers import jobs
+    from dailypapers.config import get_settings
+    from dailypapers.web.app import create_app
+
+    writer = open_engine(postgres_url)
+    migrate(writer)
+    settings = get_settings(database_url=postgres_url, data_dir=tmp_path, base_url="http://testserver",
+                            embedding_runtime="off", mail_schedule=False)
+    with TestClient(create_app(settings)) as client:
+        follower = client.app.state.index_follower
+        assert isinstance(follower, jobs.IndexFollower)
+        ingest(writer, [paper(1, "Volcanic ash dispersion")])
+        deadline = time.monotonic() + 30
+        while "Volcanic ash" not in client.get("/search", params={"q": "volcanic"}).text:
+            assert time.monotonic() < deadline, "the follower never indexed the new paper"
+            time.sleep(0.2)
+    writer.dispose()

@@ -142,6 +142,9 @@ class _Batch:
         report: Counter = Counter()
         refused: list[Rejection] = []
         reject = refused.append
+        # Writers take text_seq's next value one at a time, so they commit in its order: a full-text
+        # catch-up that has seen seq n never misses a paper committed later with n or less.
+        backend.lock_key(self.conn, "papers.text_seq")
         org_pk = self._pks(organizations, "name", {o["name"]: o for item in items if (o := item.organization)})
         user_pk = self._pks(users, "username", {u["username"]: u | {"created_at": self.run_started}
                                                 for item in items if (u := item.submitted_by)})

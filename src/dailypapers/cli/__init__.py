@@ -81,7 +81,7 @@ def admin_verify(email: str = typer.Argument(..., help="The account's email addr
 def init() -> None:
     """Create the database (or bring its schema up to date). Safe to run again."""
     settings = settings_or_fail()
-    engine = open_engine(settings.db_url)
+    engine = open_engine(settings.db_url, data_dir=settings.data_dir)
     migrate(engine)
     typer.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
 

@@ -41,7 +41,7 @@ def open_store() -> Engine:
     """The database from the settings, migrated to the current schema."""
     settings = settings_or_fail()
     try:
-        engine = open_engine(settings.db_url)
+        engine = open_engine(settings.db_url, data_dir=settings.data_dir)
         migrate(engine)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

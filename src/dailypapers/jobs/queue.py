@@ -46,7 +46,7 @@ def conninfo(database_url: str) -> str:
 
 def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     """A procrastinate app with every task of the site, its periodic ones timed by the settings."""
-    engine = cache(lambda: open_engine(settings.db_url))  # opened by the first task this process runs
+    engine = cache(lambda: open_engine(settings.db_url, data_dir=settings.data_dir))  # opened by the first task this process runs
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings.db_url), min_size=1,
                                                max_size=pool_size)
     app = procrastinate.App(connector=connector)

@@ -66,7 +66,7 @@ def purge_once(engine: Engine) -> int:
         return 0
 
 
-class _Periodic:
+class Periodic:
     """A daemon thread that calls ``tick`` every ``interval`` seconds (the first after FIRST_CHECK)
     until stopped; ``ticks`` counts the calls."""
 
@@ -100,7 +100,7 @@ class _Periodic:
         raise NotImplementedError
 
 
-class Purger(_Periodic):
+class Purger(Periodic):
     """Runs purge_once every PURGE_INTERVAL seconds."""
 
     name = "dailypapers-purge"
@@ -132,7 +132,7 @@ def run_during(app, worker) -> None:  # noqa: ANN001
     app.router.lifespan_context = lifespan
 
 
-class MailScheduler(_Periodic):
+class MailScheduler(Periodic):
     name = "dailypapers-mail"
 
     def __init__(self, engine: Engine, settings: Settings):

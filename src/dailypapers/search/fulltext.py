@@ -21,6 +21,7 @@ database (search/backends/postgres.py): several web hosts share it.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from dailypapers.store import backend
 from dailypapers.store.db import database_file
 from dailypapers.store.schema import papers
 
+INDEX_ROOT = "dailypapers_index_root"  # the engine's execution option naming where PostgreSQL's index lives
 ANALYZER = "dailypapers_en"
 FIELDS = ("text", "authors")  # text: the title (TITLE_REPEAT times) then the abstract
 # BM25F in one field: the title's words count three times before the whole paper saturates, as
@@ -72,9 +74,17 @@ def _schema() -> tantivy.Schema:
 
 
 def index_dir(engine: Engine) -> Path | None:
-    """``fulltext/<db name>.v<FORMAT>/`` beside a SQLite database file; None for an in-memory database."""
-    path = database_file(engine)
-    return path.parent / "fulltext" / f"{path.stem}.v{FORMAT}" if path else None
+    """``fulltext/<db name>.v<FORMAT>/`` beside a SQLite database file; for PostgreSQL under the
+    engine's index root (the data dir: each machine keeps its own, fed from the database); None:
+    the index lives in memory."""
+    if path := database_file(engine):
+        return path.parent / "fulltext" / f"{path.stem}.v{FORMAT}"
+    root = engine.get_execution_options().get(INDEX_ROOT)
+    if root is None or backend.is_sqlite(engine):
+        return None
+    url = engine.url
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{url.host or 'local'}-{url.port or 5432}-{url.database}")
+    return Path(root) / "fulltext" / f"{name}.v{FORMAT}"
 
 
 class FullTextIndex:
@@ -208,12 +218,14 @@ _open_lock = threading.Lock()
 
 def open_fulltext(conn: Connection) -> FullTextIndex:
     """This process's handle on the database's index (created empty when missing)."""
-    path = index_dir(conn.engine)
-    key = str(path) if path else f"memory:{id(conn.engine)}"
+    engine = conn.engine
+    # One index per database in a process, whichever engine opened it first; the root of that one
+    # decides where it lives (a test's engine and its app's share it).
+    key = f"memory:{id(engine)}" if backend.is_sqlite(engine) and not database_file(engine) else str(engine.url)
     with _open_lock:
         index = _open.get(key)
         if index is None:
-            index = _open[key] = FullTextIndex(path)
+            index = _open[key] = FullTextIndex(index_dir(engine))
             while len(_open) > _OPEN_AT_MOST:
                 _open.popitem(last=False)
         _open.move_to_end(key)
@@ -227,8 +239,10 @@ def sync(engine: Engine, *, wait: bool = True, rebuild: bool = False, threads: i
     """
     with engine.connect() as conn:
         index = open_fulltext(conn)
-        if not rebuild and latest_seq(conn) <= index.seq():
+        latest, indexed = latest_seq(conn), index.seq()
+        if not rebuild and latest == indexed:
             return 0  # up to date: no writer opened, nothing committed
+        rebuild = rebuild or indexed > latest  # the index is of an older database of that name
         return index.catch_up(conn, wait=wait, rebuild=rebuild, threads=threads)
 
 

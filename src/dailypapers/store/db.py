@@ -18,14 +18,17 @@ from dailypapers.store.backend import configure_engine, engine_options, is_sqlit
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def open_engine(url: str, *, serving: bool = False) -> Engine:
+def open_engine(url: str, *, serving: bool = False, data_dir: Path | None = None) -> Engine:
     """An engine for the URL; a SQLite file's folder is created when missing. ``serving``: for a
-    web worker (see ``backend.configure_engine``)."""
+    web worker (see ``backend.configure_engine``). ``data_dir``: where a PostgreSQL database's
+    full-text index lives on this machine (search/fulltext.py; in memory without it)."""
     parsed = make_url(url)
     if is_sqlite(parsed) and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **engine_options(parsed))
     configure_engine(engine, serving=serving)
+    if data_dir is not None:
+        engine.update_execution_options(dailypapers_index_root=str(data_dir))  # fulltext.INDEX_ROOT
     return engine
 
 

@@ -31,7 +31,7 @@ STATIC = Path(__file__).with_name("static")
 def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  # noqa: ANN001
     """A configured app. ``embedder`` overrides the configured model (tests pass a loaded one)."""
     settings = settings or get_settings()
-    engine = open_engine(settings.db_url, serving=True)
+    engine = open_engine(settings.db_url, serving=True, data_dir=settings.data_dir)
     app = FastAPI(title="dailypapers", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Daily papers, trending and search. The JSON API follows the Hugging Face "
                               "papers API: /api/daily_papers, /api/papers/{id}, /api/papers/search.")
