@@ -84,6 +84,18 @@ class OaiReplay:
         self.httpd.server_close()
 
 
+def one_cycle(settings) -> None:  # noqa: ANN001
+    """A real worker until the queue is empty, in a thread of its own: procrastinate's worker runs
+    its event loop with asyncio.run, which refuses a thread whose loop is already running (the
+    browser tests' Playwright leaves one in the main thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dailypapers.jobs import queue
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(queue.run_worker, settings, wait=False).result()
+
+
 def three_pages(recorded: Path) -> tuple[list[bytes], list[str]]:
     """Page 1: the recorded 2015 list, page 2 the hep-th one, page 3 the hep-ex one (tokens added)."""
     page1, page2 = arxiv_chain(recorded)
@@ -239,7 +251,7 @@ def test_a_submission_defers_its_embedding_and_one_job_cycle_makes_it_findable(
     assert embedded(engine) == 0  # deferred: the request did not wait for the model
     if jobs.uses_queue(engine):
         assert [(j["task"], j["status"]) for j in queue.list_jobs(settings)] == [("embed", "todo")]
-        queue.run_worker(settings, wait=False)  # one cycle of a real worker, until the queue is empty
+        one_cycle(settings)  # one cycle of a real worker, until the queue is empty
         assert queue.list_jobs(settings) == []
     else:
         Runner(engine, settings, partial(jobs.work.embedder_for, settings)).round()
@@ -317,7 +329,7 @@ def test_a_failed_harvest_is_retried_later_with_back_off(postgres_url, tmp_path,
                             embedding_runtime="off")
     assert queue.defer(settings, "harvest") is not None
     started = datetime.now(timezone.utc)
-    queue.run_worker(settings, wait=False)  # runs it once; the retry is not due yet, so it stops
+    one_cycle(settings)  # runs it once; the retry is not due yet, so it stops
     [job] = [job for job in queue.list_jobs(settings) if job["task"] == "harvest"]
     assert job["status"] == "todo" and job["attempts"] == 1
     assert datetime.fromisoformat(job["scheduled_at"]) >= started + timedelta(seconds=queue.RETRY.exponential_wait)
@@ -330,7 +342,7 @@ def test_a_worker_purges_expired_rows(postgres_url, tmp_path):
     engine = open_engine(postgres_url)
     _expired_and_live_rows(engine)
     queue.defer(settings, "purge")
-    queue.run_worker(settings, wait=False)
+    one_cycle(settings)
     for table in (sessions, throttle_hits):
         assert count(engine, table) == 1, table.name
     queue.close_all()
