@@ -56,7 +56,8 @@ def prepare(workdir: Path, papers: int, database: str) -> tuple[str, list[str]]:
 
     embedder = load_embedder(cache_dir=workdir / "models")
     if database == "postgresql":
-        engine, *_ = search_bench.build_postgresql(search_bench.postgres_url(workdir), papers, embedder.name)
+        url = search_bench.postgres_url(workdir)
+        engine, *_ = search_bench.build_postgresql(url, papers, embedder.name, workdir)
         day = "timestamp '2025-10-10' - (pk / 20 % 100) * interval '1 day'"
     else:
         engine, *_ = search_bench.build(workdir, papers, embedder.name)
@@ -139,13 +140,6 @@ def main() -> None:
 
 def run(args, database: str) -> dict:  # noqa: ANN001
     url, paper_ids = prepare(args.workdir, args.papers, database)
-    if database == "postgresql":
-        from dailypapers.search.backends import upkeep
-        from dailypapers.store.db import open_engine
-
-        engine = open_engine(url, data_dir=args.workdir)
-        upkeep(engine)
-        engine.dispose()
     port = free_port()
     env = os.environ | {"DAILYPAPERS_DATABASE_URL": url, "DAILYPAPERS_DATA_DIR": str(args.workdir),
                         "DAILYPAPERS_MAIL_SCHEDULE": "off"}
