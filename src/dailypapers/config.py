@@ -20,7 +20,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("dailypapers")),
-        description="Where the SQLite database, the vector index and caches live.",
+        description="Where the SQLite database, the search indexes (on PostgreSQL: this machine's full-text "
+                    "index) and caches live.",
     )
     database_url: str | None = Field(
         default=None, repr=False,
