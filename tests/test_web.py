@@ -307,10 +307,11 @@ def test_password_reset_by_link(site, engine, monkeypatch):
 def test_search_pages_run_one_at_a_time_in_arrival_order(site, monkeypatch):
     """A worker works on one search page at a time (HTML, API and feed share the queue), in the
     order the requests came: threads side by side only fight over the GIL."""
+    import asyncio
     import threading
     import time
 
-    from dailypapers.web import api, pages
+    from dailypapers.web import api, deps, pages
 
     running, overlaps, order = [], [], []
     lock = threading.Lock()
@@ -328,6 +329,18 @@ def test_search_pages_run_one_at_a_time_in_arrival_order(site, monkeypatch):
             with lock:
                 running.remove(q)
 
+    class Counting(asyncio.Semaphore):
+        """The worker's gate, counting the requests that reached it."""
+
+        arrived = 0
+
+        async def acquire(self) -> bool:
+            self.arrived += 1
+            return await super().acquire()
+
+    assert site.get("/search?q=warm").status_code == 200  # the worker's gate exists on its loop
+    loop = site.app.state.search_gate[0]
+    gate = site.app.state.search_gate = (loop, Counting(deps.SEARCHES_AT_ONCE))
     monkeypatch.setattr(pages, "search", slow_search)
     monkeypatch.setattr(api, "search", slow_search)
     paths = [f"/search?q=robot+{n}" if n % 2 else f"/api/papers/search?q=robot+{n}" for n in range(6)]
@@ -337,10 +350,13 @@ def test_search_pages_run_one_at_a_time_in_arrival_order(site, monkeypatch):
         statuses[path] = site.get(path).status_code
 
     threads = []
-    for path in paths:  # one after the other, each request sent while the earlier ones wait
+    for n, path in enumerate(paths, 1):  # one after the other, each sent once the earlier ones wait
         threads.append(threading.Thread(target=get, args=(path,)))
         threads[-1].start()
-        time.sleep(0.03)
+        deadline = time.monotonic() + 30
+        while gate[1].arrived < n:
+            assert time.monotonic() < deadline, f"request {n} never reached the gate"
+            time.sleep(0.005)
     for thread in threads:
         thread.join()
     assert statuses == dict.fromkeys(paths, 200)
