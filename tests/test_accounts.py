@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, insert, select
 
 from dailypapers import accounts
+from dailypapers.accounts import verification
 from dailypapers.accounts import (
     AccountError,
     authenticate,
@@ -147,7 +148,7 @@ def test_sessions_are_looked_up_by_token_expire_and_end(engine, ada):
 def test_password_reset_is_single_use_and_expires(engine, ada):
     assert start_password_reset(engine, "nobody@example.org") is None
     assert start_password_reset(engine, "ada@example.org") is None  # not verified: no mail but that
-    accounts.mark_verified(engine, "ada@example.org")
+    verification.mark_verified(engine, "ada@example.org")
     session = create_session(engine, ada, now=T0)
     token, stored = start_password_reset(engine, "ADA@example.org", now=T0)
     assert stored == "ada@example.org"  # the mail goes to the stored address, not to what was typed
@@ -170,7 +171,7 @@ def test_password_reset_is_single_use_and_expires(engine, ada):
 
 
 def test_a_reset_voids_the_other_links_of_the_user(engine, ada):
-    accounts.mark_verified(engine, "ada@example.org")
+    verification.mark_verified(engine, "ada@example.org")
     first, _ = start_password_reset(engine, "ada@example.org", now=T0)
     second, _ = start_password_reset(engine, "ada@example.org", now=T0)
     finish_password_reset(engine, second, "battery staple", now=T0)

@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select, update
 from test_mail_delivery import link, load_sample, mail_settings, smtp  # noqa: F401 - fixture
 
 from dailypapers import accounts, jobs, throttle
+from dailypapers.accounts import verification
 from dailypapers.accounts import AccountError
 from dailypapers.mail import schedule
 from dailypapers.mail import subscriptions as subs
@@ -128,7 +129,7 @@ def test_a_verification_link_expires(site, engine, smtp):  # noqa: F811
     assert site.get(path).status_code == 410
     assert post(site, path).status_code == 410 and verified_at(engine) is None
     with pytest.raises(AccountError):
-        accounts.verify_email(engine, "made-up")
+        verification.verify_email(engine, "made-up")
 
 
 def test_an_unverified_account_with_someone_elses_address_sees_and_changes_none_of_their_mail(
@@ -148,7 +149,7 @@ def test_an_unverified_account_with_someone_elses_address_sees_and_changes_none_
     assert "robots" not in site.get("/subscriptions").text
 
     # Once the address is verified (here by the operator), its subscriptions are the account's.
-    accounts.mark_verified(engine, ADA)
+    verification.mark_verified(engine, ADA)
     assert "Daily alert for “robots”" in site.get("/subscriptions").text
     paused = post(site, "/subscriptions", {"pk": victim["pk"], "action": "pause"}, "/subscriptions")
     assert "Paused" in paused.text and subs.get(engine, victim["pk"])["status"] == "paused"
@@ -178,7 +179,7 @@ def test_an_unverified_address_gets_no_mail_but_the_verification(site, app, engi
     assert "on its way" in post(stranger, "/reset", {"email": ADA}, "/reset").text
     (mail,) = smtp.messages  # not a reset link: the verification again
     assert "/verify/" in mail.message.get_content() and "/reset/" not in mail.message.get_content()
-    accounts.mark_verified(engine, ADA)
+    verification.mark_verified(engine, ADA)
     post(stranger, "/reset", {"email": "  ADA@Example.ORG "}, "/reset")
     reset = smtp.messages[-1]
     assert reset.to == ADA and "/reset/" in reset.message.get_content()  # to the stored address
@@ -377,13 +378,13 @@ def test_sign_ups_from_one_address_are_throttled(app, engine):
                                            "password": "correct horse", "csrf_token": csrf(client, "/signup")})
     assert refused.status_code == 429 and "Too many requests; try again in" in refused.text
     assert 'value="user10@example.org"' in refused.text and refused.headers["Retry-After"]
-    assert accounts.unverified_account(engine, "user10@example.org") is None  # not created
+    assert verification.unverified_account(engine, "user10@example.org") is None  # not created
     assert sign_up(client_at(app, "203.0.113.61"), email="other@example.org", username="other")
 
 
 def test_reset_requests_are_throttled_per_address_and_per_client(app, engine, smtp):  # noqa: F811
     accounts.sign_up(engine, ADA, "correct horse", "ada")
-    accounts.mark_verified(engine, ADA)
+    verification.mark_verified(engine, ADA)
     statuses = [post(client_at(app, f"203.0.113.{70 + n}"), "/reset", {"email": ADA}, "/reset").status_code
                 for n in range(4)]
     assert statuses == [200, 200, 200, 429] and len(smtp.to(ADA)) == 3  # per target address
@@ -415,7 +416,7 @@ def test_changing_the_password_ends_every_other_session_and_revokes_the_api_toke
     sign_up(site)
     other = client_at(app, "198.51.100.30")
     assert sign_in(other).status_code == 303
-    api_token = accounts.create_api_token(engine, accounts.unverified_account(engine, ADA))
+    api_token = accounts.create_api_token(engine, verification.unverified_account(engine, ADA))
 
     wrong = post(site, "/account/password", {"current": "not it at all", "password": "battery staple"}, "/account")
     assert wrong.status_code == 400 and "That is not your current password." in wrong.text
@@ -440,8 +441,8 @@ def test_guessing_the_current_password_is_throttled(site):
 
 def test_a_reset_ends_every_session_and_revokes_the_api_token(site, app, engine, smtp):  # noqa: F811
     sign_up(site)
-    accounts.mark_verified(engine, ADA)
-    api_token = accounts.create_api_token(engine, accounts.mark_verified(engine, ADA))
+    verification.mark_verified(engine, ADA)
+    api_token = accounts.create_api_token(engine, verification.mark_verified(engine, ADA))
     guesser = client_at(app, "203.0.113.140")
     assert [sign_in(guesser, password=f"guess {n}!").status_code for n in range(6)][-1] == 429
     stranger = client_at(app, "198.51.100.40")

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from dailypapers import accounts, community
+from dailypapers.accounts import verification
 from dailypapers.config import get_settings
 from dailypapers.ingest import ingest
 from dailypapers.sources.hf_daily import parse_hf_json, read_hf_json
@@ -288,7 +289,7 @@ def test_rss_and_atom_feeds(site):
 
 def test_password_reset_by_link(site, engine, monkeypatch):
     sign_up(site)
-    accounts.mark_verified(engine, "ada@example.org")  # an unverified address gets no reset mail
+    verification.mark_verified(engine, "ada@example.org")  # an unverified address gets no reset mail
     sent = []
     site.app.state.send_reset = lambda email, link: sent.append((email, link))
     token = csrf(site, "/reset")

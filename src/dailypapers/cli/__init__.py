@@ -68,7 +68,8 @@ def admin_revoke(email: str = typer.Argument(..., help="The account's email addr
 @admin_app.command("verify")
 def admin_verify(email: str = typer.Argument(..., help="The account's email address.")) -> None:
     """Mark an account's address verified (a site without mail cannot send the link)."""
-    from dailypapers.accounts import AccountError, mark_verified
+    from dailypapers.accounts import AccountError
+    from dailypapers.accounts.verification import mark_verified
 
     try:
         mark_verified(open_store(), email)

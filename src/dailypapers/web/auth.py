@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from dailypapers import accounts, community, throttle
+from dailypapers.accounts import verification
 from dailypapers.accounts import AccountError
 from dailypapers.bibtex import bibtex
 from dailypapers.mail.smtp import MailError
@@ -70,7 +71,7 @@ def _mail_verification(request: Request, engine, user_pk: int) -> bool:  # noqa:
     """Mail a verification link to the account's address (throttled per account: raises Throttled);
     False when the mail server could not take it (the account page offers to send it again)."""
     throttle.hit(engine, f"verify:user:{user_pk}", *VERIFY_MAILS_PER_ACCOUNT)
-    token, email = accounts.start_verification(engine, user_pk)
+    token, email = verification.start_verification(engine, user_pk)
     try:
         request.app.state.send_verification(email, f"{request.app.state.base_url(request)}/verify/{token}")
     except (OSError, smtplib.SMTPException, MailError) as exc:
@@ -141,7 +142,7 @@ def reset(request: Request, engine: Db, email: str = Form("")) -> Response:
         if started:
             token, stored = started  # mail goes to the address the account has, never to what was typed
             request.app.state.send_reset(stored, f"{request.app.state.base_url(request)}/reset/{token}")
-        elif (pending := accounts.unverified_account(engine, email)) is not None:
+        elif (pending := verification.unverified_account(engine, email)) is not None:
             _resend_quietly(request, engine, pending)
     except Throttled as exc:
         return _throttled(request, "reset.html", {"values": {"email": email}, "sent": False}, exc)
@@ -180,8 +181,8 @@ def new_password(request: Request, token: str, engine: Db, password: str = Form(
 
 @router.get("/verify/{token}", response_class=HTMLResponse)
 def verify_page(request: Request, engine: Db, token: str) -> HTMLResponse:
-    if not accounts.verification_open(engine, token):
-        return render(request, "verify.html", {"token": token, "error": accounts.VERIFY_EXPIRED},
+    if not verification.verification_open(engine, token):
+        return render(request, "verify.html", {"token": token, "error": verification.VERIFY_EXPIRED},
                       status_code=410)
     return render(request, "verify.html", {"token": token})
 
@@ -189,7 +190,7 @@ def verify_page(request: Request, engine: Db, token: str) -> HTMLResponse:
 @router.post("/verify/{token}", dependencies=[Csrf])
 def verify(request: Request, engine: Db, token: str) -> HTMLResponse:
     try:
-        accounts.verify_email(engine, token)
+        verification.verify_email(engine, token)
     except AccountError as exc:
         return render(request, "verify.html", {"token": token, "error": exc.message}, status_code=410)
     return render(request, "verify.html", {"token": token, "done": True})
