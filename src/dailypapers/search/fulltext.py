@@ -15,8 +15,8 @@ at a time, Tantivy's lock). A search only reads: its searcher reloads when any p
 Hidden papers stay in the index: the SQL filters of every search drop them, as they drop papers
 that no longer exist.
 
-SQLite only (used by search/backends/sqlite.py); PostgreSQL keeps its full text inside the
-database (search/backends/postgres.py): several web hosts share it.
+Both backends use it: SQLite's index lies beside the database file; PostgreSQL's under each
+machine's data dir (``open_engine(url, data_dir=...)``), fed from the shared papers table.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def sync(engine: Engine, *, wait: bool = True, rebuild: bool = False, threads: i
 
 def following(engine: Engine):  # noqa: ANN201 - a context manager with poke()
     """While a long write runs, keep the engine's text index up to date (the backend's ``following``:
-    this class on SQLite, nothing on PostgreSQL). ``poke()`` after each commit."""
+    this class on both databases). ``poke()`` after each commit."""
     from dailypapers.search.backends import backend_for
 
     return backend_for(engine).following(engine)

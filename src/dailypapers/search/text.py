@@ -2,7 +2,7 @@
 
 Ranking weighs the title above the abstract above the author names. Each database's backend does
 the matching (search/backends/): SQLite a Tantivy index beside the file, BM25 per field with field
-boosts; PostgreSQL its ``tsvector`` column, each word's ``ts_rank`` times its idf.
+boosts; PostgreSQL the same Tantivy index, one per machine, fed from the database.
 Free words are OR-ed: recall matters more than precision here, since the hybrid fusion re-orders
 with the semantic results.
 """

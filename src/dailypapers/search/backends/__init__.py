@@ -3,7 +3,7 @@
 ``backend_for(engine)`` is the engine's backend module, picked by its database:
 
 - ``sqlite.py``: a Tantivy full-text index and an int8 vector file beside the database file;
-- ``postgres.py``: the ``tsvector`` column ranked per word, and pgvector's HNSW index.
+- ``postgres.py``: the same Tantivy index, one per machine fed from the database, and pgvector's HNSW index.
 
 Each offers the same operations (``q`` a unit vector; ``checked(pks)`` keeps the pks that pass the
 filters, when the caller has that answer already):
@@ -50,8 +50,8 @@ def backend_for(engine: Engine) -> ModuleType:
 def upkeep(engine: Engine) -> int:
     """Bring the search indexes up to date with the tables; returns how many papers were indexed.
 
-    SQLite: indexes the Tantivy tail, and rewrites the vector file when it is missing or too far
-    behind. PostgreSQL: nothing (the database keeps its indexes as rows are written).
+    Both index the Tantivy tail (on PostgreSQL, this machine's index); SQLite also rewrites the
+    vector file when it is missing or too far behind (the HNSW index follows every write by itself).
     """
     return backend_for(engine).upkeep(engine)
 
