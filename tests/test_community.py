@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import func, insert, inspect, select
+from sqlalchemy import func, insert, inspect, select, text
 
 from dailypapers.bibtex import bibtex
 from dailypapers.community import (
@@ -351,20 +351,63 @@ def test_submission_errors_say_what_is_wrong(engine, recorded):
 # --- the migration ------------------------------------------------------------------------------
 
 
-COMMUNITY_TABLES = {"upvotes", "comments", "saved_papers", "sessions", "password_resets"}  # login_attempts: gone in 0006
+# login_attempts went in 0006; saved_papers in 0008 (into collections)
+COMMUNITY_TABLES = {"upvotes", "comments", "sessions", "password_resets"}
 
 
-def test_the_community_migration_downgrades_and_upgrades_again(engine):
+def _migrate(engine, revision: str, down: bool = False) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0002")
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_the_community_migration_downgrades_and_upgrades_again(engine):
+    _migrate(engine, "0002", down=True)
     tables = set(inspect(engine).get_table_names())
     assert not tables & COMMUNITY_TABLES
     assert "email" not in {c["name"] for c in inspect(engine).get_columns("users")}
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    _migrate(engine, "head")
     assert is_current(engine)
-    assert COMMUNITY_TABLES <= set(inspect(engine).get_table_names())
+    assert COMMUNITY_TABLES | {"collections", "follows"} <= set(inspect(engine).get_table_names())
+
+
+def test_saved_lists_become_default_collections_and_come_back(engine):
+    """0008 moves each reader's saved papers, newest first, into a private "Saved" collection; a
+    downgrade puts the same rows back in saved_papers."""
+    ada, bob = add_user(engine, "ada"), add_user(engine, "bob")
+    first, second = add_paper(engine), add_paper(engine, id="2501.00002", title="BERT")
+    assert toggle_saved(engine, ada, first, now=datetime(2026, 1, 1)) is True
+    assert toggle_saved(engine, ada, second, now=datetime(2026, 1, 2)) is True
+    assert toggle_saved(engine, bob, second, now=datetime(2026, 1, 3)) is True
+    _migrate(engine, "0007", down=True)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT user_pk, paper_pk, created_at FROM saved_papers")).all()
+    assert len(rows) == 3
+    assert "collections" not in inspect(engine).get_table_names()
+    _migrate(engine, "head")
+    assert "saved_papers" not in inspect(engine).get_table_names()
+    assert [p["id"] for p in saved_papers(engine, ada)] == [second, first]
+    assert [p["saved_at"] for p in saved_papers(engine, ada)] == [datetime(2026, 1, 2), datetime(2026, 1, 1)]
+    assert [p["id"] for p in saved_papers(engine, bob)] == [second]
+    with engine.connect() as conn:
+        lists = conn.execute(text("SELECT user_pk, name, is_public, is_default FROM collections "
+                                  "ORDER BY user_pk")).all()
+    assert [tuple(r) for r in lists] == [(ada, "Saved", False, True), (bob, "Saved", False, True)]
+    assert toggle_saved(engine, ada, first) is False  # the migrated list keeps working
+    assert [p["id"] for p in saved_papers(engine, ada)] == [second]
+
+
+def test_saving_and_voting_make_recommendations_stale(engine):
+    ada = add_user(engine, "ada")
+    paper = add_paper(engine)
+
+    def version() -> int:
+        with engine.connect() as conn:
+            return conn.execute(select(users.c.signals_version).where(users.c.pk == ada)).scalar_one()
+
+    assert version() == 0
+    toggle_saved(engine, ada, paper)
+    toggle_upvote(engine, ada, paper)
+    assert version() == 2

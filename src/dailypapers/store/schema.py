@@ -59,6 +59,9 @@ users = Table(
     Column("is_admin", Boolean, nullable=False, default=False, server_default=false()),
     Column("api_token_hash", String(64)),  # SHA-256 hex of the personal API token; unique index
     Column("email_verified_at", DateTime),  # when the owner opened the verification link (0006)
+    # Raised in the same transaction as every change of the reader's signals (saves, votes, follows,
+    # "not interested"): a cached recommendation list made at an older version is stale (0008).
+    Column("signals_version", Integer, nullable=False, server_default="0"),
 )
 # Unique indexes rather than constraints: SQLite can add those to an existing table without rebuilding it.
 Index("ix_users_email", users.c.email, unique=True)
@@ -154,14 +157,6 @@ comments = Table(
     Column("hidden", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_comments_paper_pk_created_at", comments.c.paper_pk, comments.c.created_at)
-
-saved_papers = Table(
-    "saved_papers",
-    metadata,
-    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
-    Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True, index=True),
-    Column("created_at", DateTime, nullable=False),
-)
 
 # Tokens are stored as their SHA-256 (hex): a copy of the database gives no one a login.
 sessions = Table(
@@ -284,4 +279,70 @@ harvest_checkpoints = Table(
     Column("set_spec", String(200), primary_key=True),
     Column("state", Text, nullable=False),  # the checkpoint's JSON
     Column("updated_at", DateTime, nullable=False),
+)
+
+
+# --- For you: collections, follows, "not interested", cached recommendations (0008) ---
+
+# A reader's named lists of papers. The saved list is the default collection (is_default), made on
+# the first save; at most one per reader.
+collections = Table(
+    "collections",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text),
+    Column("is_public", Boolean, nullable=False, default=False, server_default=false()),
+    Column("is_default", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+Index("ix_collections_user_pk_name", collections.c.user_pk, collections.c.name, unique=True)
+Index("ix_collections_default", collections.c.user_pk, unique=True,
+      sqlite_where=collections.c.is_default, postgresql_where=collections.c.is_default)
+
+# Ordered by position (ascending); a new saved paper goes on top (one below the smallest position).
+collection_items = Table(
+    "collection_items",
+    metadata,
+    Column("collection_pk", Integer, ForeignKey("collections.pk", ondelete="CASCADE"), primary_key=True),
+    Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("position", Integer, nullable=False),
+    Column("note", Text),
+    Column("added_at", DateTime, nullable=False),
+)
+Index("ix_collection_items_collection_pk_position", collection_items.c.collection_pk, collection_items.c.position)
+
+# kind: author (target: the name as written on papers) | category (an arXiv code, "cs.RO") |
+# organization (organizations.name).
+follows = Table(
+    "follows",
+    metadata,
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(12), primary_key=True),
+    Column("target", String(300), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("ix_follows_kind_target", follows.c.kind, follows.c.target)
+
+# "Not interested": a negative signal, undone by deleting the row.
+dismissals = Table(
+    "dismissals",
+    metadata,
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("paper_pk", Integer, ForeignKey("papers.pk", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# One reader's ranked list, as last computed: valid while users.signals_version equals the version
+# it was made from and no newer embedding exists than embeddings_seq (a refresh job recomputes it).
+recommendations = Table(
+    "recommendations",
+    metadata,
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("items", Json, nullable=False),  # [{"paper_pk": ..., "score": ..., "reason": {...}}], best first
+    Column("signals_version", Integer, nullable=False),
+    Column("embeddings_seq", BigInteger, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
 )
