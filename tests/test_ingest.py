@@ -108,7 +108,6 @@ def test_bad_records_are_rejected_by_position_and_field_and_the_rest_is_stored(e
         "line 2: json: Expecting value: line 1 column 1 (char 0)",
         "line 3: id: '../../etc/passwd' is not an arXiv identifier",
         "line 4: title: is 5,000 characters long; the limit is 1,000",
-        "line 5: summary: contains a NUL byte",
         "line 6: title: is not valid Unicode (lone surrogate U+D800)",
         "line 7: github_repo: 'javascript:alert(1)' is not an http(s) URL",
         "line 8: published_at: 2999-01-01 is not a plausible date",
@@ -117,8 +116,28 @@ def test_bad_records_are_rejected_by_position_and_field_and_the_rest_is_stored(e
         "line 11: authors[1].name: is empty",
         "line 12: id: '2501.00001' appears again (first at line 1)",
     ]
-    assert report.rejected == 11 and report.inserted == 2
-    assert sorted(rows(engine)) == ["2501.00001", "2501.00013"]
+    assert report.rejected == 10 and report.inserted == 3 and report.cleaned == 1  # line 5: its NUL removed
+    assert sorted(rows(engine)) == ["2501.00001", "2501.00005", "2501.00013"]
+
+
+def test_control_characters_are_removed_and_counted_not_the_record_rejected(engine):
+    """Real metadata holds stray control characters (U+0019 in an arXiv abstract): the record is kept
+    without them, and the report says how many records were cleaned."""
+    records = [
+        ("line 1", paper(id="2501.00001", summary="It\x19s a model\x7f.", title="A\x0btitle")),
+        ("line 2", paper(id="2501.00002", authors=[Author("Ada\x1b Lovelace", ("Uni\x00 A",))])),
+        ("line 3", paper(id="2501.00003", title="\x01\x02")),  # nothing left: rejected as empty
+        ("line 4", paper(id="2501.00004")),
+    ]
+    messages = []
+    report = ingest(engine, records, on_reject=lambda r: messages.append(str(r)))
+    assert messages == ["line 3: title: is empty"]
+    assert (report.inserted, report.rejected, report.cleaned) == (3, 1, 2)
+    assert "(2 kept without their control characters)" in report.summary()
+    assert report.as_dict()["cleaned"] == 2
+    stored = rows(engine)
+    assert (stored["2501.00001"]["summary"], stored["2501.00001"]["title"]) == ("Its a model.", "Atitle")
+    assert stored["2501.00002"]["authors"] == [{"name": "Ada Lovelace", "affiliations": ["Uni A"]}]
 
 
 def test_duplicates_across_batches_are_caught_too(engine):

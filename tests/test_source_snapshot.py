@@ -311,6 +311,8 @@ def test_bad_lines_are_reported_and_good_lines_still_come_through(lines: list[by
         line_with(lines, 8, title=42),
         line_with(lines, 9, versions=[{"version": "v1", "created": "Mon, 32 Apr 2007 19:41:34 GMT"}]),
         lines[2],
+        line_with(lines, 11, update_date="yesterday"),
+        line_with(lines, 12, update_date="2008-02-30"),
     ]
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b"".join(bad))
@@ -325,6 +327,8 @@ def test_bad_lines_are_reported_and_good_lines_still_come_through(lines: list[by
         ("line 9", ("title", "must be a string, got int")),
         ("line 10", ("versions", "entry 1 created 'Mon, 32 Apr 2007 19:41:34 GMT' is not a date")),
         ("line 11", "0704.0003"),
+        ("line 12", ("update_date", "'yesterday' is not a date (YYYY-MM-DD)")),
+        ("line 13", ("update_date", "'2008-02-30' is not a date (YYYY-MM-DD)")),
     ]
 
 

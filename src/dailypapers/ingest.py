@@ -50,6 +50,7 @@ class IngestReport:
     unchanged: int = 0
     deleted: int = 0
     rejected: int = 0
+    cleaned: int = 0  # of the stored ones: records whose control characters were removed
     seconds: float = 0.0
     rejections: list[Rejection] = field(default_factory=list)  # the first MAX_KEPT of them
 
@@ -66,12 +67,13 @@ class IngestReport:
     def summary(self) -> str:
         return (
             f"{self.inserted:,} inserted, {self.updated:,} updated, {self.unchanged:,} unchanged, "
-            f"{self.deleted:,} deleted, {self.rejected:,} rejected "
-            f"in {self.seconds:.1f} s ({self.rate:,.0f} papers/s)"
+            f"{self.deleted:,} deleted, {self.rejected:,} rejected"
+            + (f" ({self.cleaned:,} kept without their control characters)" if self.cleaned else "")
+            + f" in {self.seconds:.1f} s ({self.rate:,.0f} papers/s)"
         )
 
     def as_dict(self) -> dict:
-        keys = ("inserted", "updated", "unchanged", "deleted", "rejected")
+        keys = ("inserted", "updated", "unchanged", "deleted", "rejected", "cleaned")
         return {k: getattr(self, k) for k in keys} | {"seconds": round(self.seconds, 3)}
 
 
@@ -288,7 +290,8 @@ def ingest(
     else:
         batches = prepare.batches(records() if callable(records) else records, *args)
     with fulltext.following(engine) as indexing:
-        for size, valid, refused in batches:
+        for size, valid, refused, cleaned in batches:
+            report.cleaned += cleaned
             for rejection in refused:
                 reject(rejection)
             _write(engine, valid, report, reject, run_started)

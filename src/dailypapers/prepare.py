@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from dailypapers.domain import Deletion, Paper, RecordError, Sourced
-from dailypapers.validate import validate
+from dailypapers.validate import ControlCharacter, validate, without_controls
 
 JSON_COLUMNS = ("authors", "versions")  # JSON text in a prepared row
 
@@ -47,6 +47,7 @@ class Batch(NamedTuple):
     read: int  # records read from the source
     valid: list[Prepared]
     rejected: list[Rejection]
+    cleaned: int  # valid records kept once their control characters were removed
 
 
 def paper_row(paper: Paper) -> dict:
@@ -120,7 +121,7 @@ def batches(records: Iterable[Sourced], size: int, now: datetime, feature_catego
     """The records in batches of ``size``, each validated and prepared, or rejected with the reason."""
     it = iter(records)
     while chunk := list(islice(it, size)):
-        valid, rejected = [], []
+        valid, rejected, cleaned = [], [], 0
         for where, item in chunk:
             if isinstance(item, RecordError):
                 rejected.append(Rejection(where, item.field, item.reason))
@@ -128,12 +129,17 @@ def batches(records: Iterable[Sourced], size: int, now: datetime, feature_catego
                 valid.append(Prepared(where, item.id, None))
             else:
                 try:
-                    validate(item, now)
+                    try:
+                        validate(item, now)
+                    except ControlCharacter:  # checked first: clean records pay nothing for this
+                        item = without_controls(item)
+                        validate(item, now)
+                        cleaned += 1
                 except RecordError as err:
                     rejected.append(Rejection(where, err.field, err.reason))
                     continue
                 valid.append(prepare(where, item, feature_categories))
-        yield Batch(len(chunk), valid, rejected)
+        yield Batch(len(chunk), valid, rejected, cleaned)
 
 
 def feed(open_records: Callable[[], Iterable[Sourced]], out: Any, *args: Any) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from dailypapers.domain import ARXIV_ID, LOCAL_ID, Paper, RecordError
 
@@ -27,6 +29,26 @@ CATEGORY = re.compile(r"[A-Za-z][A-Za-z\-]*(?:\.[A-Za-z\-]+)?")
 EARLIEST = datetime(1986, 1, 1)  # arXiv's oldest back-filled papers are from the late 1980s
 # Control characters other than tab and newline, and lone surrogates (JSON can smuggle them in).
 _BAD_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ControlCharacter(RecordError):
+    """A field holds a control character: real metadata has stray ones, which ``without_controls``
+    removes so that the record can be kept."""
+
+
+def without_controls(value: Any) -> Any:
+    """The value (a Paper, and every text inside it) with its control characters removed."""
+    if isinstance(value, str):
+        return _CONTROL.sub("", value)
+    if isinstance(value, list):
+        return [without_controls(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(without_controls(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{
+            f.name: without_controls(getattr(value, f.name)) for f in dataclasses.fields(value)})
+    return value
 
 
 def show(value: object, width: int = 60) -> str:
@@ -49,11 +71,11 @@ def check_text(field: str, value: str | None, limit: int | None = None, required
     bad = _BAD_CHAR.search(value)
     if bad:
         char = bad.group(0)
-        if char == "\x00":
-            raise RecordError(field, "contains a NUL byte")
         if "\ud800" <= char <= "\udfff":
             raise RecordError(field, f"is not valid Unicode (lone surrogate U+{ord(char):04X})")
-        raise RecordError(field, f"contains the control character U+{ord(char):04X}")
+        if char == "\x00":
+            raise ControlCharacter(field, "contains a NUL byte")
+        raise ControlCharacter(field, f"contains the control character U+{ord(char):04X}")
     if limit is not None and len(value) > limit:
         raise RecordError(field, f"is {len(value):,} characters long; the limit is {limit:,}")
 

@@ -31,6 +31,7 @@ import orjson
 
 from dailypapers.domain import Author, Paper, RecordError, Sourced, Version
 from dailypapers.sources.common import SourceError, clean_text as _clean, detex, find_links, parse_date, split_authors
+from dailypapers.validate import show
 
 SOURCE = "arxiv-snapshot"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -149,6 +150,7 @@ def to_paper(record: dict[str, Any]) -> Paper:
 
     categories = _optional(record, "categories")
     versions = _versions(record.get("versions"))
+    _check_update_date(_optional(record, "update_date"))
     authors = _authors_parsed(record.get("authors_parsed"))
     if not authors:
         authors = split_authors(_optional(record, "authors"))
@@ -173,6 +175,17 @@ def to_paper(record: dict[str, Any]) -> Paper:
         source=SOURCE,
         **optional,
     )
+
+
+def _check_update_date(value: str | None) -> None:
+    """``update_date``, the day of the last metadata change (not a version's date: not stored), is
+    YYYY-MM-DD or absent; anything else says the line is not what it claims to be."""
+    if value is None:
+        return
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise RecordError("update_date", f"{show(value)} is not a date (YYYY-MM-DD)") from None
 
 
 def _required(record: dict[str, Any], key: str) -> str:
