@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from dailypapers import tex
 from dailypapers.mail.subscription_spec import describe, search_label
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -106,12 +107,12 @@ def _paper_view(base_url: str, p: dict) -> dict:
     return {
         "meta": meta,
         "id": p["id"],
-        "title": " ".join(p["title"].split()),
+        "title": " ".join(tex.to_text(p["title"]).split()),
         "url": f"{base_url}/papers/{p['id']}",
         "num_authors": p["num_authors"],
         "upvotes": p["upvotes"],
         "organization": p.get("organization_fullname") or p.get("organization_name"),
-        "excerpt": excerpt(p.get("summary")),
+        "excerpt": excerpt(tex.to_text(p.get("summary"))),
         "github_repo": p.get("github_repo"),
     }
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from markupsafe import Markup, escape
 
+from dailypapers import tex
 from dailypapers.search.query import Query
 
 # A run of letters, digits and combining marks (the marks matter for decomposed accents).
@@ -116,6 +117,7 @@ def highlight(text: str, query: Query, max_chars: int | None = None) -> Markup:
     """The text, HTML-escaped, with <mark> around the query's words; with max_chars, the densest window."""
     if not text:
         return Markup("")
+    text = tex.to_text(text)  # marks are placed in what the reader sees
     spans = _spans(text, query)
     start, end = 0, len(text)
     if max_chars is not None and max_chars > 0 and len(text) > max_chars:

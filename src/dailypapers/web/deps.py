@@ -17,10 +17,11 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
 
-from dailypapers import accounts
+from dailypapers import accounts, tex
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 TEMPLATES.env.auto_reload = False  # read once per process, not checked on disk for every page
+TEMPLATES.env.filters |= {"tex": tex.to_html, "tex_text": tex.to_text}
 # Cookie names over http; over https (DAILYPAPERS_BASE_URL) they get the __Host- prefix, which
 # browsers accept only Secure, for this host, path / (no subdomain or plain-http page can set them).
 SESSION_COOKIE = "dp_session"

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from feedgen.feed import FeedGenerator
 
+from dailypapers import tex
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
 from dailypapers.web import periods
@@ -42,9 +43,9 @@ def _feed(request: Request, title: str, link: str, rows: list[dict], kind: str) 
         entry = fg.add_entry()
         url = f"{base}/papers/{row['id']}"
         entry.id(url)
-        entry.title(row["title"])
+        entry.title(tex.to_text(row["title"]))
         entry.link(href=url)
-        entry.description(row["summary"])
+        entry.description(tex.to_text(row["summary"]))
         for author in row["authors"][:20]:
             entry.author(name=author["name"])
         stamp = row.get("submitted_on_daily_at") or row.get("published_at")
