@@ -221,6 +221,7 @@ def paper_context(request: Request, engine, user: dict | None, row: dict,  # noq
             "comments_prev": page_url(page - 1) if page > 1 else None,
             "comments_next": page_url(page + 1) if page < community.comment_pages(count) else None,
             "similar": similar_papers(request, engine, row), "bibtex": bibtex([row]),
+            "page_url": f"{request.app.state.base_url(request)}/papers/{row['id']}",
             "submitted": SUBMITTED.get(request.query_params.get("submitted", ""))}
 
 
