@@ -125,6 +125,15 @@ def papers_by_pk(engine: Engine, pks: list[int]) -> list[dict]:
     return [rows[pk] for pk in pks if pk in rows]
 
 
+def papers_after(engine: Engine, before_pk: int | None, limit: int) -> list[dict]:
+    """Visible papers, the last arrived first, from just below ``before_pk`` (a listing's cursor)."""
+    query = _with_org().where(visible).order_by(papers.c.pk.desc()).limit(limit)
+    if before_pk is not None:
+        query = query.where(papers.c.pk < before_pk)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def organization(engine: Engine, name: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(select(organizations).where(organizations.c.name == name)).mappings().first()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from dailypapers import accounts, community
@@ -67,6 +67,23 @@ async def search_papers(request: Request, engine: Db, q: str = Query(..., max_le
         return [shape.daily_item(r, counts.get(r["id"], 0)) for r in rows]
 
     return await one_search_at_a_time(request, found)
+
+
+@router.get("/papers", summary="Every paper, the last arrived first, a page at a time")
+def list_papers(request: Request, response: Response, engine: Db,
+                cursor: str | None = Query(None, max_length=20, description="From a previous page's Link header"),
+                limit: int = Query(50, ge=1, le=100)) -> list[dict]:
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit() or not 0 < int(cursor) < 2**63:
+            raise HTTPException(400, "cursor: not one this site gave; start without it")
+        before = int(cursor)
+    rows = queries.papers_after(engine, before, limit)
+    if len(rows) == limit:  # as the Hub paginates: the next page's URL in a Link header
+        url = f"{request.app.state.base_url(request)}/api/papers?cursor={rows[-1]['pk']}&limit={limit}"
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    counts = community.comment_counts(engine, [r["id"] for r in rows])
+    return [shape.paper(r, counts.get(r["id"], 0)) for r in rows]
 
 
 @router.get("/papers/{paper_id:path}", summary="One paper (the API equivalent of the paper page)")

@@ -17,7 +17,7 @@ from dailypapers.search.backends import vectors_version
 from dailypapers.search.filters import SORTS, Filters
 from dailypapers.search.hybrid import MAX_RESULTS, search
 from dailypapers.store import queries
-from dailypapers.web import periods
+from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
 from dailypapers.web.inputs import NoNul
 from dailypapers.web.periods import Period, PeriodError
@@ -227,10 +227,13 @@ def paper_context(request: Request, engine, user: dict | None, row: dict,  # noq
 
 @router.get("/papers/{paper_id:path}", response_class=HTMLResponse)
 def paper_page(request: Request, paper_id: str, engine: Db, user: User) -> Response:
-    if paper_id.endswith(".bib"):
-        row = queries.paper(engine, paper_id[:-4])
+    if paper_id.endswith((".bib", ".md")):
+        stem, kind = paper_id.rsplit(".", 1)
+        row = queries.paper(engine, stem)
         if row is None:
-            raise HTTPException(404, f"There is no paper {paper_id[:-4][:80]!r} here.")
+            raise HTTPException(404, f"There is no paper {stem[:80]!r} here.")
+        if kind == "md":
+            return PlainTextResponse(shape.markdown(row), media_type="text/markdown; charset=utf-8")
         return PlainTextResponse(bibtex([row]), media_type="application/x-bibtex")
     row = queries.paper(engine, paper_id, include_hidden=bool(user and user["is_admin"]))
     if row is None:

@@ -40,7 +40,7 @@ def paper(row: dict, num_comments: int | None = None) -> dict:
         "projectPage": row["project_page"],
         "doi": row["doi"],
         "journalRef": row["journal_ref"],
-        "comments": row["comments"],
+        "arxivComments": row["comments"],  # not "comments": huggingface_hub reads that as a count
         "license": row["license"],
     }
     if (user := _user(row)) is not None:
@@ -67,3 +67,32 @@ def daily_item(row: dict, num_comments: int) -> dict:
     if (org := _organization(row)) is not None:
         item["organization"] = org
     return {k: v for k, v in item.items() if v is not None}
+
+
+def markdown(row: dict) -> str:
+    """A paper as Markdown (/papers/{id}.md, what huggingface_hub's ``read_paper`` reads): title,
+    authors, dates, links, then the abstract as the source wrote it."""
+    names = [a["name"] for a in row["authors"]]
+    lines = [f"# {' '.join(row['title'].split())}", ""]
+    if names:
+        lines.append(f"**Authors:** {', '.join(names)}")
+    elif row["num_authors"]:
+        lines.append(f"**Authors:** {row['num_authors']} (names not known)")
+    dates = [(label, row[key]) for label, key in (("Published", "published_at"),
+                                                  ("On the daily feed", "submitted_on_daily_at")) if row[key]]
+    if dates:
+        lines.append(" · ".join(f"**{label}:** {value:%Y-%m-%d}" for label, value in dates))
+    links = []
+    if not row["id"].startswith("dp-"):
+        links += [f"[arXiv](https://arxiv.org/abs/{row['id']})", f"[PDF](https://arxiv.org/pdf/{row['id']})"]
+    links += [f"[{label}]({row[key]})" for label, key in (("Code", "github_repo"), ("Project page", "project_page"))
+              if row[key]]
+    if row["doi"]:
+        links.append(f"[DOI](https://doi.org/{row['doi']})")
+    if links:
+        lines.append(" · ".join(links))
+    if row["categories"]:
+        lines.append(f"**Categories:** {', '.join(row['categories'].split())}")
+    lines.append(f"**Upvotes:** {row['upvotes']}")
+    lines += ["", "## Abstract", "", row["summary"], ""]
+    return "\n".join(lines)
