@@ -39,5 +39,10 @@ bench: install
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/web.py
 
+# The data (database, indexes, model cache) is not in the checkout: say where it stays.
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	@dir=$$($(BIN)/python -c 'from dailypapers.config import get_settings; print(get_settings().data_dir)' 2>/dev/null); \
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache; \
+	echo "Removed .venv and build files. The data (database, indexes, model cache) stays in"; \
+	echo "  $${dir:-the data dir: DAILYPAPERS_DATA_DIR, else ~/.local/share/dailypapers}"; \
+	echo "Delete that folder to start from nothing."

@@ -12,6 +12,13 @@ SHARED_DATA = Path(os.environ.get("DAILYPAPERS_SHARED_DATA", Path(__file__).reso
 RECORDED = SHARED_DATA / "recorded"
 
 
+def pytest_sessionstart(session) -> None:  # noqa: ANN001
+    """Without the shared data, say so once instead of failing dozens of tests one by one."""
+    if not SHARED_DATA.is_dir():
+        pytest.exit(f"the tests read ../shared/data beside the checkout and it is missing: {SHARED_DATA} "
+                    "(set DAILYPAPERS_SHARED_DATA to where it is; see the README)", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def recorded() -> Path:
     assert RECORDED.is_dir(), f"the recorded responses are missing: {RECORDED}"
