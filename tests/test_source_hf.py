@@ -61,7 +61,8 @@ def test_bad_items_are_named_and_the_rest_come_through():
         {"paper": {"id": "2501.00004", "title": "T", "upvotes": "many"}},
         ["not", "an", "object"],
         {"paper": {"id": "2501.00006", "title": "T", "authors": [{"nom": "x"}]}},
-        {"paper": {"id": "2501.00007", "title": "Also good", "summary": "s"}},
+        {"paper": {"id": "2501.00007", "title": "Also good", "summary": "s", "categories": ["cs.RO", "cs.LG"]}},
+        {"paper": {"id": "2501.00008", "title": "T", "categories": "cs.RO"}},
     ]
     records = list(parse_hf_json(json.dumps(items).encode()))
     errors = [(w, str(e)) for w, e in records if isinstance(e, RecordError)]
@@ -71,8 +72,10 @@ def test_bad_items_are_named_and_the_rest_come_through():
         ("item 4 (2501.00004)", "paper.upvotes: must be a whole number, got str"),
         ("item 5", "item: must be an object, got list"),
         ("item 6 (2501.00006)", "paper.authors[0].name: is missing"),
+        ("item 8 (2501.00008)", "paper.categories: must be a list of strings"),
     ]
     assert [p.id for p in papers_of(records)] == ["2501.00001", "2501.00007"]
+    assert papers_of(records)[1].categories == ["cs.RO", "cs.LG"]  # dailypapers' own extension, read back
 
 
 def test_bundled_sample_is_the_seed_page_over_ten_feed_days(shared_data):

@@ -2,7 +2,8 @@
 
 Imports a history of daily papers with its upvotes, submitters, organizations and feed dates.
 Errors name the item and the JSON key as it appears in the file (``item 3: paper.publishedAt: ...``).
-``numAuthors`` is a dailypapers extension for papers whose author names are unknown (the sample).
+``numAuthors`` (for papers whose author names are unknown) and ``categories`` are dailypapers extensions:
+what its own API gives reads back the same.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ def to_paper(item: object) -> Paper:
     num_authors = paper.get("numAuthors")
     if num_authors is not None and not isinstance(num_authors, int):
         raise RecordError(p + "numAuthors", "must be a whole number")
+    categories = paper.get("categories") or []  # dailypapers' own API gives them; Hugging Face does not
+    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+        raise RecordError(p + "categories", "must be a list of strings")
 
     upvotes = paper.get("upvotes")
     if upvotes is not None and (not isinstance(upvotes, int) or isinstance(upvotes, bool)):
@@ -130,6 +134,7 @@ def to_paper(item: object) -> Paper:
         summary=summary,
         authors=authors,
         num_authors=num_authors,
+        categories=categories,
         published_at=_date(paper, "publishedAt", p),
         github_repo=_text(paper, "githubRepo", p) or code,
         project_page=_text(paper, "projectPage", p) or page,
