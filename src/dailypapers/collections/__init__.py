@@ -147,6 +147,12 @@ def get(engine: Engine, pk: int, viewer_pk: int | None) -> dict:
     return row
 
 
+def owned(engine: Engine, user_pk: int, pk: int) -> dict:
+    """The collection, if the reader owns it (else NotFound or Forbidden, as for a change)."""
+    with engine.connect() as conn:
+        return _owned(conn, user_pk, pk)
+
+
 def of_reader(engine: Engine, user_pk: int) -> list[dict]:
     """The reader's collections, Saved first then by name, each with its paper count."""
     count = (select(func.count()).select_from(items.join(papers))

@@ -7,6 +7,7 @@ raises ``BadFile`` with a sentence naming the line or the entry ("entry 3 (smith
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from pylatexenc.latex2text import LatexNodes2Text
 from dailypapers.bibtex import _author_names, _categories, citation_key
 from dailypapers.community import CommunityError
 from dailypapers.domain import ARXIV_ID, RecordError, normalize_id
+
+# bibtexparser logs each entry it cannot read, with the entry's text: the reader gets the message instead.
+logging.getLogger("bibtexparser").setLevel(logging.ERROR)
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ENTRIES = 5_000
