@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import UploadFile as StarletteUpload  # what forms hold (FastAPI's is a subclass)
 
 from dailypapers import collections as core
@@ -69,8 +70,11 @@ def _reader_collections(request: Request) -> dict:
     if user is not None and "collections" not in user:
         query = (select(lists.c.pk, lists.c.name).where(lists.c.user_pk == user["pk"], ~lists.c.is_default)
                  .order_by(lists.c.name))
-        with request.app.state.engine.connect() as conn:
-            user["collections"] = [dict(r) for r in conn.execute(query).mappings()]
+        try:
+            with request.app.state.engine.connect() as conn:
+                user["collections"] = [dict(r) for r in conn.execute(query).mappings()]
+        except SQLAlchemyError:  # an error page while the database is away: shown without the control
+            user["collections"] = []
     return {}
 
 
