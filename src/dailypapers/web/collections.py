@@ -244,25 +244,48 @@ def fetch(request: Request, pk: CollectionPk, engine: Db, user: SignedIn,
 # --- feeds and exports --------------------------------------------------------------------------
 
 
-@router.get("/collections/{pk}/feed.{kind}", dependencies=[NoNul], responses=feeds.FEED)
-def feed(request: Request, pk: CollectionPk, kind: str, engine: Db) -> Response:
+# One route per format (each with a single path parameter, the collection).
+
+
+def _feed(request: Request, engine, pk: int, kind: str) -> Response:  # noqa: ANN001
     """A public collection's papers, for feed readers (who sign in nowhere: private ones are 404)."""
-    feeds._check_kind(kind)
     row = _call(core.get, engine, pk, None)
     rows = core.papers_of(engine, pk, None)
     return feeds._feed(request, f"{row['name']} — a collection by {row['owner']}", f"/collections/{pk}",
                        rows[:500], kind)
 
 
-@router.get("/collections/{pk}/export.{fmt}", dependencies=[NoNul])
-def export(pk: CollectionPk, fmt: str, engine: Db, user: User) -> Response:
-    if fmt not in EXPORTS:
-        raise HTTPException(404, "Exports end in .bib, .ris or .json (CSL-JSON).")
+@router.get("/collections/{pk}/feed.rss", dependencies=[NoNul], responses=feeds.FEED)
+def feed_rss(request: Request, pk: CollectionPk, engine: Db) -> Response:
+    return _feed(request, engine, pk, "rss")
+
+
+@router.get("/collections/{pk}/feed.atom", dependencies=[NoNul], responses=feeds.FEED)
+def feed_atom(request: Request, pk: CollectionPk, engine: Db) -> Response:
+    return _feed(request, engine, pk, "atom")
+
+
+def _export(engine, user: dict | None, pk: int, fmt: str) -> Response:  # noqa: ANN001
     viewer = user["pk"] if user else None
     row = _call(core.get, engine, pk, viewer)
     media, write = EXPORTS[fmt]
     return Response(write(core.papers_of(engine, pk, viewer)), media_type=media, headers={
         "Content-Disposition": f'attachment; filename="{_filename(row["name"])}.{fmt}"'})
+
+
+@router.get("/collections/{pk}/export.bib", dependencies=[NoNul])
+def export_bib(pk: CollectionPk, engine: Db, user: User) -> Response:
+    return _export(engine, user, pk, "bib")
+
+
+@router.get("/collections/{pk}/export.ris", dependencies=[NoNul])
+def export_ris(pk: CollectionPk, engine: Db, user: User) -> Response:
+    return _export(engine, user, pk, "ris")
+
+
+@router.get("/collections/{pk}/export.json", dependencies=[NoNul], summary="CSL-JSON")
+def export_csl(pk: CollectionPk, engine: Db, user: User) -> Response:
+    return _export(engine, user, pk, "json")
 
 
 @router.get("/papers/{paper_id:path}.ris", dependencies=[NoNul])
