@@ -104,8 +104,11 @@ def import_file(engine: Engine, user_pk: int, collection_pk: int, data: bytes, *
                 now: datetime | None = None) -> ImportReport:
     """Add the papers a reference file names to one of the reader's collections (after its papers)."""
     kind, refs = read_references(data)
-    with engine.begin() as conn:
-        return _fill(conn, _owned(conn, user_pk, collection_pk), kind, refs, _now(now))
+    try:
+        with engine.begin() as conn:
+            return _fill(conn, _owned(conn, user_pk, collection_pk), kind, refs, _now(now))
+    except IntegrityError:  # a paper added by a concurrent request: nothing of this import was kept
+        raise CommunityError("The collection changed during the import; nothing was imported, try again.") from None
 
 
 def import_as_new(engine: Engine, user_pk: int, name: str, data: bytes, *, description: str = "",
