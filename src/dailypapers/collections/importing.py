@@ -1,6 +1,6 @@
 """Import a BibTeX or RIS file into a collection: each entry matched to a paper of the site by its
-arXiv id, then its DOI, then its normalized title; all of it one transaction (a bad file, or one that
-would overfill the collection, changes nothing).
+arXiv id, then its DOI, then (for entries without an arXiv id) its normalized title; all of it one
+transaction (a bad file, or one that would overfill the collection, changes nothing).
 
 Titles are looked up through the full-text index (the few best hits for the title's words), then
 compared normalized (references.normalize_title): no scan of the papers table per entry.
@@ -79,7 +79,10 @@ def match(conn: Connection, refs: list[Reference]) -> dict[int, tuple]:
     dois = list({ref.doi for ref in refs if ref.doi and ref.number not in found})
     by_doi = {row.doi: tuple(row)[:3] for row in conn.execute(_BY_DOI, {"dois": dois})} if dois else {}
     found |= {ref.number: by_doi[ref.doi] for ref in refs if ref.number not in found and ref.doi in by_doi}
-    return found | _by_title(conn, [ref for ref in refs if ref.number not in found and ref.title])
+    # An entry with an arXiv id the site lacks is not looked for by title: the site's papers from
+    # arXiv are stored under their id (the rest are fetchable), and title lookups are the slow part.
+    return found | _by_title(conn, [ref for ref in refs if ref.number not in found and ref.title
+                                    and not ref.arxiv_id])
 
 
 def _fill(conn: Connection, row: dict, kind: str, refs: list[Reference], now: datetime) -> ImportReport:

@@ -15,7 +15,6 @@ from datetime import datetime
 
 import bibtexparser
 import rispy
-from bibtexparser import middlewares
 from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, ParsingFailedBlock
 from pylatexenc.latex2text import LatexNodes2Text
 
@@ -90,13 +89,20 @@ def _doi(value: str | None) -> str | None:
 _latex = LatexNodes2Text()
 
 
+def latex_text(text: str) -> str:
+    """LaTeX as plain text ("caf\\'e" -> "café"). pylatexenc takes milliseconds a call: only text with a
+    command or math goes through it; braces alone are simply dropped."""
+    if "\\" not in text and "$" not in text:
+        return text.replace("{", "").replace("}", "")
+    try:
+        return _latex.latex_to_text(re.sub(r"(?<!\\)%", r"\\%", text))  # (a bare % starts a comment)
+    except Exception:  # noqa: BLE001 - pylatexenc on odd input: the text as it is
+        return text
+
+
 def normalize_title(title: str) -> str:
     """For comparing titles: LaTeX decoded, accents and braces gone, case folded, punctuation a space."""
-    text = title.replace("%", " ")  # a comment sign to LaTeX: it would cut the title short
-    try:
-        text = _latex.latex_to_text(text)
-    except Exception:  # noqa: BLE001 - pylatexenc on odd input; the raw title is compared instead
-        pass
+    text = latex_text(title)
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
 
@@ -140,7 +146,7 @@ def read_references(data: bytes) -> tuple[str, list[Reference]]:
 
 
 def _parse(text: str) -> bibtexparser.Library:
-    return bibtexparser.parse_string(text, append_middleware=[middlewares.LatexDecodingMiddleware()])
+    return bibtexparser.parse_string(text)  # (the titles alone are decoded from LaTeX: latex_text)
 
 
 def _bibtex(text: str) -> list[Reference]:
@@ -170,7 +176,7 @@ def _bibtex(text: str) -> list[Reference]:
             eprints.insert(0, fields["eprint"])
         texts = [fields[k] for k in ("url", "doi", "note", "journal", "howpublished", "eprint", "annote")
                  if k in fields]
-        refs.append(Reference(number, entry.key, " ".join(fields.get("title", "").split()),
+        refs.append(Reference(number, entry.key, " ".join(latex_text(fields.get("title", "")).split()),
                               _arxiv_id(eprints, texts), _doi(fields.get("doi"))))
     return refs
 
