@@ -12,7 +12,7 @@ from importlib.resources import files
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from dailypapers import accounts, community
 from dailypapers import collections as C
@@ -25,7 +25,7 @@ from dailypapers.ingest import ingest
 from dailypapers.search.backends import upkeep
 from dailypapers.sources.arxiv_api import parse_feed
 from dailypapers.sources.hf_daily import parse_hf_json
-from dailypapers.store.schema import collections as lists, papers, users
+from dailypapers.store.schema import papers, users
 from dailypapers.web.app import create_app
 
 VGC = "dp-e40a3c3897ab"  # "A Benchmark for Generalizing Across Diverse Team Strategies in Competitive Pokémon"

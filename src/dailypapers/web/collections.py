@@ -23,7 +23,7 @@ from dailypapers import collections as core
 from dailypapers import community, jobs, throttle
 from dailypapers.bibtex import bibtex
 from dailypapers.collections import importing
-from dailypapers.collections.references import MAX_BYTES, BadFile, csl_json, ris
+from dailypapers.collections.references import MAX_BYTES, csl_json, ris
 from dailypapers.store import queries
 from dailypapers.store.schema import collections as lists
 from dailypapers.web import actions, feeds
