@@ -137,6 +137,9 @@ async def exercise(connect, site: str, token: str) -> None:  # noqa: ANN001
 
         similar = await call(client, "similar_papers", paper_id="2510.00003", limit=2)
         assert {p["id"] for p in similar["papers"]} == {"2510.00002", "2510.00004"}
+        more = await call(client, "similar_papers", paper_id="2510.00003")  # 5 asked: the 4 others embedded
+        assert [p["id"] for p in more["papers"]][:2] == [p["id"] for p in similar["papers"]]
+        assert len(more["papers"]) == 4
         alone = await call(client, "similar_papers", paper_id="2510.00099")
         assert alone["papers"] == [] and "no embedding" in alone["note"]
         assert "limit" in await refused(client, "similar_papers", paper_id="2510.00003", limit=0)
@@ -228,4 +231,21 @@ def test_http_keeps_the_site_edge(live):
     assert cross.status_code == 403 and "Cross-site" in cross.json()["error"]
     for host in ("papers.test", f"papers.test:{port}", f"127.0.0.1:{port}"):  # the SDK lets them through
         answer = httpx.post(f"{live}/mcp", json=body, headers=headers | {"Host": host})
-        assert answer.status_code not in (400, 403, 421), (host, answer.status_code, answer.text)
+        assert answer.status_code == 200 and answer.json()["id"] == 1, (host, answer.text)
+
+
+def test_mcp_runs_with_each_lifespan_of_the_app(db_url, tmp_path):
+    """The SDK's session manager runs once: a fresh one each time the app starts (the tests start an app
+    several times); without a lifespan (a bare test client) /mcp says it is not running."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(get_settings(database_url=db_url, data_dir=tmp_path, base_url="http://testserver",
+                                  embedding_runtime="off", mail_schedule="off"))
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"Accept": "application/json, text/event-stream"}
+    assert TestClient(app).post("/mcp", json=ping, headers=headers).status_code == 503
+    for _ in range(2):
+        with TestClient(app) as client:
+            answer = client.post("/mcp", json=ping, headers=headers)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["id"] == 1

@@ -26,7 +26,7 @@ from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.periods import PeriodError
 
-LOCAL_SITE = "http://127.0.0.1:8000"  # links from stdio when DAILYPAPERS_BASE_URL is not set (serve's default)
+LOCAL_SITE = "http://127.0.0.1:8000"  # links on stdio without DAILYPAPERS_BASE_URL (serve's default)
 MAX_LIMIT = 50
 MAX_CATEGORIES = 20  # as the site's search (web/pages.py)
 SUMMARY_CHARS = 300  # lists carry the start of each abstract; get_paper has all of it
@@ -171,7 +171,8 @@ def build(engine: Engine, *, embedder: Callable[[], object] = lambda: None, base
 
     @server.tool(annotations=READ_ONLY)
     def similar_papers(ctx: Context, paper_id: PaperId,
-                       limit: Annotated[int, Field(ge=1, le=20, description="How many (1 to 20).")] = 5) -> dict:
+                       limit: Annotated[int, Field(ge=1, le=20, description="How many (1 to 20).")] = 5,
+                       ) -> dict:
         """The papers nearest in meaning to one paper (by their embeddings), as its page shows them."""
         from dailypapers.web.pages import similar_papers as nearest  # the page's, with its cache
 
@@ -193,7 +194,8 @@ def build(engine: Engine, *, embedder: Callable[[], object] = lambda: None, base
 
     @server.tool(annotations=ToolAnnotations(idempotentHint=True, openWorldHint=False))
     def upvote_paper(ctx: Context, paper_id: PaperId,
-                     undo: Annotated[bool, Field(description="Take the upvote back instead.")] = False) -> dict:
+                     undo: Annotated[bool, Field(description="Take the upvote back instead.")] = False,
+                     ) -> dict:
         """Upvote a paper as the reader (needs the reader's API token), or take the upvote back with
         undo. Upvoting twice keeps one vote. Returns whether the reader's vote is on, and the count."""
         user = reader(ctx, "upvote_paper")
