@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from dailypapers.cli import assistants as assistant_commands
 from dailypapers.cli import embed as embed_commands
 from dailypapers.cli import ingest as ingest_commands
 from dailypapers.cli import jobs as jobs_commands
@@ -34,6 +35,7 @@ app.command()(mail_commands.unsubscribe)
 app.command()(mail_commands.subscriptions)
 app.command()(jobs_commands.worker)
 app.add_typer(jobs_commands.jobs_app, name="jobs")
+app.command()(assistant_commands.mcp)
 
 
 admin_app = typer.Typer(help="Administrators (who may hide papers and comments) and verified addresses.",

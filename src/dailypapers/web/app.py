@@ -21,7 +21,7 @@ from dailypapers.mail import schedule as mail_schedule
 from dailypapers.store import queries
 from dailypapers.throttle import Throttled
 from dailypapers.store.db import open_engine
-from dailypapers.web import actions, api, apidocs, auth, collections, feeds, pages, security, subscriptions
+from dailypapers.web import actions, api, apidocs, assistants, auth, collections, feeds, pages, security, subscriptions
 from dailypapers.web.deps import render
 
 log = logging.getLogger("dailypapers.web")
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     app.include_router(subscriptions.router)
     app.include_router(collections.router)  # before pages: /papers/{id}.ris and .json
     app.include_router(pages.router)
+    assistants.install(app, settings, engine, load_embedder)  # /mcp: the tools for AI assistants
 
     @app.get("/api/stats", include_in_schema=False)
     def stats() -> dict:

@@ -157,10 +157,10 @@ def _search_page(request: Request, engine, user: dict | None, q: str, sort: str,
 
 
 SIMILAR_CACHED = 10_000  # papers whose similar papers are kept, the most recently viewed
-# (database, paper pk) -> (embeddings version, similar pks), least recently used first. Keyed by the
+# (database, paper pk, how many) -> (embeddings version, similar pks), least recently used first. Keyed by the
 # database: one process may serve several (the tests do); checked against the version on every view,
 # so a new or replaced embedding shows at once and every worker process answers the same.
-_similar: OrderedDict[tuple[str, int], tuple[int, list[int]]] = OrderedDict()
+_similar: OrderedDict[tuple[str, int, int], tuple[int, list[int]]] = OrderedDict()
 _similar_lock = threading.Lock()
 
 
@@ -170,7 +170,7 @@ def similar_papers(request: Request, engine, row: dict, limit: int = 5) -> list[
     searching every vector on each view."""
     from dailypapers.search.vectors import stored_vectors, vector_search
 
-    key = (str(engine.url), row["pk"])  # str() hides a password
+    key = (str(engine.url), row["pk"], limit)  # str() hides a password; the MCP tool asks other limits
     with engine.connect() as conn:
         version = vectors_version(conn)
         with _similar_lock:
