@@ -115,3 +115,18 @@ def test_serve_with_two_workers_serves_and_stops_cleanly(tmp_path):
     assert server.returncode == 0, output
     assert output.count("Started server process") == 2, output
     assert output.count("Finished server process") == 2, output
+
+
+def test_search_in_a_fresh_process_finds_papers_on_both_databases(db_url, engine, tmp_path):
+    """A new process on a new machine has no full-text index of its own yet (PostgreSQL's text side
+    lives per machine): `search` brings it up to date before searching, so the first search finds."""
+    from importlib.resources import files
+
+    from dailypapers.ingest import ingest
+    from dailypapers.sources.hf_daily import parse_hf_json
+
+    ingest(engine, parse_hf_json(files("dailypapers.sample").joinpath("papers.json").read_bytes()))
+    out = run(["search", "glaucoma", "--json", "--text-only", "--limit", "1"], tmp_path / "fresh",
+              DAILYPAPERS_DATABASE_URL=db_url)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["results"][0]["title"].startswith("Harvard Glaucoma Detection")

@@ -63,6 +63,7 @@ def search(
     text_only: bool = typer.Option(False, "--text-only", help="Skip semantic search (no model loading)."),
 ) -> None:
     """Search papers by words and by meaning."""
+    from dailypapers.search.backends import upkeep
     from dailypapers.search.hybrid import search as run_search
 
     if sort not in SORTS:
@@ -72,6 +73,7 @@ def search(
     filters = Filters(since=parse_day(since, "--since"), until=parse_day(until, "--until"), categories=tuple(cat),
                       organization=org, has_code=has_code)
     engine = open_store()
+    upkeep(engine)  # this machine's indexes (PostgreSQL's text side lives per machine) catch up first
     embedder = None if text_only else load_query_embedder()
     if queries is not None:
         if not queries.is_file():

@@ -21,7 +21,8 @@ from dailypapers.mail import schedule as mail_schedule
 from dailypapers.store import queries
 from dailypapers.throttle import Throttled
 from dailypapers.store.db import open_engine
-from dailypapers.web import actions, api, apidocs, assistants, auth, collections, feeds, pages, security, subscriptions
+from dailypapers.web import (actions, api, apidocs, assistants, auth, collections, feeds, pages, security,
+                             subscriptions)
 from dailypapers.web.deps import render
 
 log = logging.getLogger("dailypapers.web")
