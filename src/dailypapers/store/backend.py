@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import ColumnElement, Integer, String, bindparam, event, literal_column, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (ColumnElement, Integer, String, and_, bindparam, event, exists, func, literal_column, select,
+                        text, type_coerce)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -54,6 +55,36 @@ def author_names(conn: Connection) -> ColumnElement:
         return literal_column(
             "(SELECT group_concat(json_extract(value, '$.name'), ', ') FROM json_each(papers.authors))")
     return literal_column("(SELECT string_agg(a->>'name', ', ') FROM jsonb_array_elements(papers.authors) a)")
+
+
+def _author_name_rows(conn: Connection, authors: ColumnElement) -> tuple:
+    """The rows of a paper's ``authors`` JSON list, and each one's name, as a correlated table."""
+    if conn.dialect.name == "sqlite":
+        rows = func.json_each(authors).table_valued("value")
+        return rows, func.json_extract(rows.c.value, "$.name")
+    rows = func.jsonb_array_elements(authors).table_valued("value")
+    return rows, rows.c.value.op("->>")("name")
+
+
+def has_author(conn: Connection, authors: ColumnElement, name: str) -> ColumnElement:
+    """``authors`` (a papers' JSON list) has an author named exactly ``name``.
+
+    PostgreSQL: JSON containment, which the GIN index (jsonb_path_ops, migration 0009) answers.
+    SQLite: a substring test on the JSON text (the name as stored, ASCII-escaped or not) picks the
+    few candidates cheaply; the exact test reads only theirs.
+    """
+    if conn.dialect.name != "sqlite":
+        return type_coerce(authors, JSONB).op("@>")(bindparam("author_doc", [{"name": name}], type_=JSONB))
+    rows, row_name = _author_name_rows(conn, authors)
+    quick = (func.instr(authors, json.dumps(name)) > 0) | (
+        func.instr(authors, json.dumps(name, ensure_ascii=False)) > 0)
+    return and_(quick, exists(select(1).select_from(rows).where(row_name == name)))
+
+
+def any_author_in(conn: Connection, authors: ColumnElement, names) -> ColumnElement:  # noqa: ANN001
+    """``authors`` has an author whose name is in ``names`` (a one-column select)."""
+    rows, row_name = _author_name_rows(conn, authors)
+    return exists(select(1).select_from(rows).where(row_name.in_(names)))
 
 
 class _ListValue(TypeDecorator):
