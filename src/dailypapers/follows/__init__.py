@@ -29,7 +29,7 @@ from dailypapers.store.schema import dismissals, follows, organizations, papers
 KINDS = ("author", "category", "organization")
 AUTHOR_MAX = 300  # characters, as the column holds
 _CATEGORY = re.compile(r"[a-z][a-z-]{0,19}(\.[A-Za-z-]{1,20})?")  # cs, cs.RO, cond-mat.mes-hall
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class FollowError(CommunityError):
@@ -60,7 +60,7 @@ def check_target(conn: Connection, kind: str, target: object) -> str:
         raise FollowError(f"target: name the {kind} to follow.", field="target")
     value = target.strip()
     if kind == "author":
-        if _CONTROL.search(value):
+        if CONTROL.search(value):
             raise FollowError("target: an author's name cannot hold control characters (such as NUL or "
                               "line breaks).", field="target")
         value = " ".join(value.split())

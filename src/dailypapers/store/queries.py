@@ -126,6 +126,18 @@ def papers_by_pk(engine: Engine, pks: list[int]) -> list[dict]:
     return [rows[pk] for pk in pks if pk in rows]
 
 
+_VISIBLE_BY_ID = _with_org().where(visible, in_list(papers.c.id, "ids"))
+
+
+def papers_by_id(engine: Engine, ids: list[str]) -> list[dict]:
+    """Rows in the order of ``ids`` (hidden ones left out)."""
+    if not ids:
+        return []
+    with engine.connect() as conn:
+        rows = {r["id"]: dict(r) for r in conn.execute(_VISIBLE_BY_ID, {"ids": ids}).mappings()}
+    return [rows[i] for i in ids if i in rows]
+
+
 def organization(engine: Engine, name: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(select(organizations).where(organizations.c.name == name)).mappings().first()
