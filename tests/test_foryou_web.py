@@ -18,11 +18,14 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 from test_browser import browser_type_launch_args, free_port  # noqa: F401 - fixture
+from test_mail_delivery import RUN_DAY, link, mail_settings, smtp  # noqa: F401 - fixture
 
 from dailypapers import accounts
 from dailypapers.config import get_settings
 from dailypapers.domain import Author, Organization, Paper
 from dailypapers.ingest import ingest
+from dailypapers.mail import subscriptions as subs
+from dailypapers.mail.digests import send_digests
 from dailypapers.search.backends import upkeep
 from dailypapers.search.vectors import embed_backlog
 from dailypapers.store.db import migrate, open_engine
@@ -261,3 +264,96 @@ def test_a_new_reader_is_shown_where_to_start_then_cards_with_reasons(site):
     post(site, f"/papers/{dismissed}/dismiss", token, json=True)
     after = cards(site.get("/for-you").text)
     assert dismissed not in after and after[0] == shown[1]
+
+
+def test_a_for_you_digest_mails_a_verified_reader_their_recommendations(engine, db_url, tmp_path, smtp):  # noqa: F811
+    load(engine)
+    settings = mail_settings(db_url, tmp_path, smtp)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as site:
+        refused = site.post("/subscribe", data={"csrf_token": csrf(site, "/subscribe"), "email": "ada@example.org",
+                                                "kind": "foryou", "period": "daily"})
+        assert refused.status_code == 400 and "Papers picked for you go to your account" in refused.text
+        token = sign_up(site)
+        verify = link(smtp.messages.pop(0).text(), "/verify/")
+        site.post(verify, data={"csrf_token": csrf(site, verify)})
+        token = csrf(site)
+        for i in range(3):
+            post(site, f"/papers/{pid('robots', i)}/save", token, json=True)
+        assert 'value="foryou"' in site.get("/subscribe").text
+        asked = site.post("/subscribe", data={"csrf_token": csrf(site, "/subscribe"), "email": "ada@example.org",
+                                              "kind": "foryou", "period": "daily"})
+        assert asked.status_code == 200 and "Check your inbox" in asked.text
+        confirm = link(smtp.messages.pop(0).text(), "/subscriptions/confirm/")
+        site.post(confirm, data={"csrf_token": csrf(site, confirm)})
+        assert "Daily digest of papers picked for you" in site.get("/subscriptions").text
+
+    send_digests(engine, settings, "daily", now=RUN_DAY)
+    (mail,) = smtp.messages
+    assert mail.message["Subject"] == "Picked for you: 10 papers"
+    assert mail.message["List-Id"] == "Papers picked for you <foryou.testserver>"
+    text = mail.text()
+    assert 'because you saved "robots study' in text and "http://testserver/for-you" in text
+    assert text.index("robots study") < text.index("language study")  # what they save comes first
+    assert not any(f"/papers/{pid('robots', i)}\n" in text for i in range(3))  # not what they saved
+    assert send_digests(engine, settings, "daily", now=RUN_DAY).sent == []  # once per day
+    assert [s["kind"] for s in subs.of_address(engine, "ada@example.org")] == ["foryou"]
+
+
+@pytest.fixture
+def live_server(engine, db_url, tmp_path):
+    """The real app under uvicorn on 127.0.0.1 over this corpus (text search only)."""
+    load(engine)
+    settings = get_settings(database_url=db_url, data_dir=tmp_path, base_url=None, mail_schedule="off",
+                            embedding_runtime="off")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=None), host="127.0.0.1",
+                                           port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_a_new_reader_follows_saves_dismisses_and_sees_for_you_with_reasons(page, live_server, engine):
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server + "/signup")
+    page.get_by_label("Email").fill("ada@example.org")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Create account").click()
+
+    page.get_by_role("link", name="For you", exact=True).click()
+    page.wait_for_url("**/for-you")
+    assert page.get_by_role("heading", name="Follow categories").is_visible()
+    follow = page.get_by_role("button", name="Follow cs.RO")
+    follow.click()
+    expect(page.get_by_role("button", name="Unfollow cs.RO")).to_have_text("Following")
+
+    page.goto(live_server + "/daily")
+    for i in range(3):
+        card = page.locator(f'[id="paper-{pid("robots", i)}"]')
+        card.get_by_role("button", name="Save").click()
+        expect(card.locator("button.save")).to_have_text("Saved")
+    unwanted = page.locator(f'[id="paper-{pid("robots", 3)}"]')
+    unwanted.get_by_role("button", name="Not interested").click()
+    expect(unwanted).to_have_class(re.compile("dismissed"))
+    expect(unwanted.locator("button.dismiss")).to_have_text("Undo “not interested”")
+
+    page.goto(live_server + "/for-you")
+    cards_shown = page.locator("article.card")
+    expect(cards_shown.first).to_be_visible()
+    ids = [i.removeprefix("paper-") for i in cards_shown.evaluate_all("cards => cards.map(c => c.id)")]
+    assert pid("robots", 3) not in ids and not {pid("robots", i) for i in range(3)} & set(ids)
+    assert ids[:2] == [pid("robots", 4), pid("robots", 5)] or set(ids[:2]) == {pid("robots", 4), pid("robots", 5)}
+    reason = cards_shown.first.locator(".because a")
+    assert reason.inner_text().startswith('because you saved "robots study')
+    reason.click()
+    page.wait_for_url(re.compile(r"/papers/2510\.1000[012]$"))
+    page.goto(live_server + "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("For you")
+    assert errors == []
