@@ -89,7 +89,8 @@ def follow(engine: Engine, user_pk: int, kind: str, target: object, *, now: date
             here = (follows.c.user_pk == user_pk) & (follows.c.kind == kind) & (follows.c.target == value)
             if conn.execute(select(exists().where(here))).scalar():
                 return False
-            conn.execute(insert(follows).values(user_pk=user_pk, kind=kind, target=value, created_at=_now(now)))
+            conn.execute(insert(follows).values(user_pk=user_pk, kind=kind, target=value,
+                                                created_at=_now(now)))
             signals_changed(conn, user_pk)
             return True
     except IntegrityError:  # a concurrent click made it first
@@ -128,8 +129,8 @@ def followed_condition(engine: Engine, user_pk: int) -> ColumnElement:
     organization (what the feed's "followed only" filter shows)."""
     mine = follows.c.user_pk == user_pk
     with engine.connect() as conn:
-        categories = [t for (t,) in conn.execute(select(follows.c.target).where(mine,
-                                                                                follows.c.kind == "category"))]
+        categories = list(conn.execute(select(follows.c.target)
+                                       .where(mine, follows.c.kind == "category")).scalars())
         authors = select(follows.c.target).where(mine, follows.c.kind == "author").scalar_subquery()
         return or_(
             *(_category_condition(c) for c in categories),

@@ -175,7 +175,8 @@ def foryou_subject(shown: int) -> str:
     return f"Picked for you: {_papers_word(shown)}"
 
 
-def render_foryou(sub: dict, papers: list[dict], reasons: dict[str, str], links: Links) -> tuple[str, str, str]:
+def render_foryou(sub: dict, papers: list[dict], reasons: dict[str, str],
+                  links: Links) -> tuple[str, str, str]:
     """(subject, text, html) of a For-you digest: the reader's recommendations, each with its reason."""
     views = [_paper_view(links.base_url, p) for p in papers]
     for view in views:
@@ -284,5 +285,6 @@ def _date_header(now: datetime | None) -> str:
 def list_id(kind: str, base_url: str) -> str:
     host = urlsplit(base_url).hostname or "localhost"
     host = re.sub(r"[^A-Za-z0-9.-]", "", host) or "localhost"
-    name = {"digest": "Trending papers digest", "foryou": "Papers picked for you"}.get(kind, "Saved-search alerts")
+    name = {"digest": "Trending papers digest", "foryou": "Papers picked for you"}.get(
+        kind, "Saved-search alerts")
     return f"{name} <{kind}.{host}>"

@@ -117,7 +117,8 @@ def send_digests(
         for sub, picked in foryou:
             c = claim(engine, sub, period.key, paper_pks=[p["pk"] for p in picked], total=len(picked),
                       subject=compose.foryou_subject(len(picked)),
-                      message_id=compose.new_message_id(settings.mail_from), now=now, period_start=period.start)
+                      message_id=compose.new_message_id(settings.mail_from), now=now,
+                      period_start=period.start)
             if c is None:
                 report.skipped += 1
                 continue
@@ -155,5 +156,6 @@ def _picked(engine: Engine, sub: dict) -> list[dict]:
 
 
 def _render_foryou(engine: Engine, sub: dict, rows: list[dict], total: int, links: Links) -> tuple[str, str]:
-    reasons = {r.paper_id: r.because for r in recommend.for_reader(engine, sub["user_pk"], limit=recommend.CACHED)}
+    found = recommend.for_reader(engine, sub["user_pk"], limit=recommend.CACHED)
+    reasons = {r.paper_id: r.because for r in found}
     return compose.render_foryou(sub, rows, reasons, links)[1:]

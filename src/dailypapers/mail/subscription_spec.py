@@ -96,8 +96,7 @@ def check_spec(
     """Check form or command-line input; raises SubscriptionError naming the field at fault."""
     address = check_address(email)
     if kind not in KINDS:
-        raise SubscriptionError("kind", "Choose a digest of trending papers, papers picked for you, or an "
-                                        "alert for a search.")
+        raise SubscriptionError("kind", "Choose a digest of trending papers or an alert for a search.")
     if period not in PERIODS:
         raise SubscriptionError("period", "Choose daily or weekly.")
     if kind in ("digest", "foryou"):

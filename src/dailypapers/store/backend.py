@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import (ColumnElement, Integer, String, and_, bindparam, event, exists, func, literal_column, select,
-                        text, type_coerce)
+from sqlalchemy import (ColumnElement, Integer, String, and_, bindparam, event, exists, func, literal_column,
+                        select, text, type_coerce)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.compiler import compiles

@@ -155,5 +155,6 @@ def author_papers(engine: Engine, name: str, *, limit: int = 50, offset: int = 0
     """Papers with an author named exactly ``name``, newest first."""
     with engine.connect() as conn:
         query = (_with_org().where(visible, has_author(conn, papers.c.authors, name))
-                 .order_by(papers.c.published_at.desc().nulls_last(), papers.c.pk.desc()).limit(limit).offset(offset))
+                 .order_by(papers.c.published_at.desc().nulls_last(), papers.c.pk.desc())
+                 .limit(limit).offset(offset))
         return [dict(r) for r in conn.execute(query).mappings()]

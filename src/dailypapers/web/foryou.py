@@ -45,7 +45,8 @@ def _signal(fn, *args) -> object:  # noqa: ANN001, ANN002
         raise HTTPException(400, exc.message) from None
 
 
-def _follow_change(request: Request, engine, user, kind: str, target: str, on: bool) -> Response:  # noqa: ANN001
+def _follow_change(request: Request, engine, user, kind: str, target: str,  # noqa: ANN001
+                   on: bool) -> Response:
     if user is None:
         return _sign_in_first(request, _referer_path(request, "/for-you"))
     _signal(follows.follow if on else follows.unfollow, engine, user["pk"], kind, target)
@@ -55,12 +56,14 @@ def _follow_change(request: Request, engine, user, kind: str, target: str, on: b
 
 
 @router.post("/follow", dependencies=[Csrf])
-def follow(request: Request, engine: Db, user: User, kind: str = Form(""), target: str = Form("")) -> Response:
+def follow(request: Request, engine: Db, user: User, kind: str = Form(""),
+           target: str = Form("")) -> Response:
     return _follow_change(request, engine, user, kind, target, True)
 
 
 @router.post("/unfollow", dependencies=[Csrf])
-def unfollow(request: Request, engine: Db, user: User, kind: str = Form(""), target: str = Form("")) -> Response:
+def unfollow(request: Request, engine: Db, user: User, kind: str = Form(""),
+             target: str = Form("")) -> Response:
     return _follow_change(request, engine, user, kind, target, False)
 
 
@@ -112,22 +115,15 @@ def for_you_page(request: Request, engine, user: dict) -> HTMLResponse:  # noqa:
     """The reader's recommendations with their reasons; for a reader with no signals, where to start."""
     from dailypapers.web.pages import decorate
 
-    followed = follows.following(engine, user["pk"])
-    cards = []
-    if recommend.has_signals(engine, user["pk"]):
-        found = recommend.for_reader(engine, user["pk"], limit=RECOMMENDED)
-        dismissed = follows.dismissed_ids(engine, user["pk"], [r.paper_id for r in found])
-        found = [r for r in found if r.paper_id not in dismissed]
-        rows = {r["id"]: r for r in queries.papers_by_id(engine, [r.paper_id for r in found])}
-        cards = [rows[r.paper_id] | {"because": r.because, "because_paper_id": r.because_paper_id}
-                 for r in found if r.paper_id in rows]
-        decorate(engine, user, cards)
-        started = True
-    else:
-        started = False
+    started = recommend.has_signals(engine, user["pk"])
+    found = recommend.for_reader(engine, user["pk"], limit=RECOMMENDED) if started else []
+    rows = {r["id"]: r for r in queries.papers_by_id(engine, [r.paper_id for r in found])}
+    cards = decorate(engine, user, [
+        rows[r.paper_id] | {"because": r.because, "because_paper_id": r.because_paper_id}
+        for r in found if r.paper_id in rows])
     categories = follows.category_counts(engine)[:ONBOARDING_CATEGORIES] if not cards else []
-    return render(request, "foryou.html", {"papers": cards, "started": started, "followed": followed,
-                                           "categories": categories})
+    return render(request, "foryou.html", {"papers": cards, "started": started, "categories": categories,
+                                           "followed": follows.following(engine, user["pk"])})
 
 
 @router.get("/for-you", response_class=HTMLResponse)
