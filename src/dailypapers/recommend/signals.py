@@ -24,6 +24,7 @@ class Seed:
 
 @dataclass
 class Signals:
+    user_pk: int
     version: int  # users.signals_version when read
     seeds: list[Seed] = field(default_factory=list)  # most recent first, one per paper
     follows: list[tuple[str, str]] = field(default_factory=list)  # (kind, target)
@@ -42,7 +43,7 @@ def read(conn: Connection, user_pk: int) -> Signals | None:
     version = conn.execute(select(users.c.signals_version).where(users.c.pk == user_pk)).scalar()
     if version is None:
         return None
-    signals = Signals(version)
+    signals = Signals(user_pk, version)
     items = conn.execute(_ITEMS.where(collections.c.user_pk == user_pk)).all()
     votes = conn.execute(select(upvotes.c.paper_pk, upvotes.c.created_at).where(upvotes.c.user_pk == user_pk)).all()
     signals.dismissed = set(conn.execute(select(dismissals.c.paper_pk).where(dismissals.c.user_pk == user_pk))
