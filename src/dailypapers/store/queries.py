@@ -153,8 +153,11 @@ def organization_papers(engine: Engine, org_pk: int, *, limit: int = 50, offset:
 
 def author_papers(engine: Engine, name: str, *, limit: int = 50, offset: int = 0) -> list[dict]:
     """Papers with an author named exactly ``name``, newest first."""
+    # ``hidden`` behind coalesce: no index serves it, so a planner without statistics starts from the
+    # author's few papers instead of walking every visible one (SQLite did: 300 ms at 100k papers).
+    unindexed_visible = func.coalesce(papers.c.hidden, False).is_(False)
     with engine.connect() as conn:
-        query = (_with_org().where(visible, has_author(conn, papers.c.authors, name))
+        query = (_with_org().where(unindexed_visible, has_author(conn, papers.c.authors, name))
                  .order_by(papers.c.published_at.desc().nulls_last(), papers.c.pk.desc())
                  .limit(limit).offset(offset))
         return [dict(r) for r in conn.execute(query).mappings()]

@@ -1,12 +1,14 @@
-"""PostgreSQL: a GIN index on papers.authors (jsonb_path_ops), for an author's papers (/authors/{name})
-and followed authors: ``authors @> '[{"name": ...}]'`` reads the index instead of every paper.
-SQLite keeps no such index (store/backend.has_author tests the JSON text first).
+"""An author's papers as an index lookup (/authors/{name}, followed authors). PostgreSQL: a GIN index
+on papers.authors (jsonb_path_ops), which ``authors @> '[{"name": ...}]'`` reads. SQLite: a
+paper_authors table of (name, paper) kept by triggers on papers (see store/backend.py).
 
 Revision ID: 0009
 Revises: 0008
 """
 
 from alembic import op
+
+from dailypapers.store.backend import create_author_index, drop_author_index
 
 revision = "0009"
 down_revision = "0008"
@@ -15,10 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("CREATE INDEX IF NOT EXISTS ix_papers_authors ON papers USING gin (authors jsonb_path_ops)")
+    create_author_index(op.get_bind())
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_papers_authors")
+    drop_author_index(op.get_bind())
