@@ -63,7 +63,7 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 
 
 @jobs_app.command("run")
-def run(task: str = typer.Argument(..., help="harvest, embed, mail or purge.")) -> None:
+def run(task: str = typer.Argument(..., help="harvest, embed, recommend, mail or purge.")) -> None:
     """Run a job now: queued for a worker on PostgreSQL, done here on SQLite."""
     from dailypapers.jobs import uses_queue, work
     from dailypapers.jobs.queue import TASKS, defer
@@ -78,5 +78,6 @@ def run(task: str = typer.Argument(..., help="harvest, embed, mail or purge.")) 
         return
     done = {"harvest": lambda: work.harvest(engine, settings),
             "embed": lambda: (work.upkeep(engine), work.embed_new(engine, settings))[1],
+            "recommend": lambda: work.refresh_recommendations(engine),
             "mail": lambda: work.send_mail(engine, settings), "purge": lambda: work.purge(engine)}[task]()
     typer.echo(f"{task} done: {done if isinstance(done, int) else len(done)}")

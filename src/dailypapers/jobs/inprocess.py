@@ -1,7 +1,8 @@
 """The jobs on SQLite: a thread of `dailypapers serve` runs them, so `make run` needs nothing more.
 
 Every DAILYPAPERS_JOBS_INTERVAL seconds, or at once when woken (a submission, a harvest), a round
-brings the indexes up to date and embeds the papers that have none; the harvest runs when
+brings the indexes up to date, embeds the papers that have none and recomputes the stale cached
+recommendations; the harvest runs when
 DAILYPAPERS_HARVEST_SCHEDULE says (with DAILYPAPERS_HARVEST_SETS set). Several `serve` workers may
 each run one: a file lock beside the database lets one of them do each piece of work at a time.
 Mail and the purge keep their own threads (mail/schedule.py).
@@ -72,10 +73,12 @@ class Runner:
             self.round()
 
     def round(self) -> None:
-        """One round: the harvest if due, then upkeep and embedding (each failure logged, not raised)."""
+        """One round: the harvest if due, then upkeep and embedding, then the stale recommendations
+        (each failure logged, not raised)."""
         if self.harvest_due is not None and self.harvest_due.due():
             self._alone("harvest", lambda: work.harvest(self.engine, self.settings))
         self._alone("embed", self._embed)
+        self._alone("recommend", lambda: work.refresh_recommendations(self.engine))
         self.rounds += 1
 
     def _embed(self) -> None:

@@ -3,7 +3,8 @@
 `dailypapers worker` runs ``make_app(settings).run_worker``: any number of workers on any machines
 share the queue. Its periodic tasks (procrastinate defers each firing once, whichever worker sees
 it first): the harvest (DAILYPAPERS_HARVEST_SCHEDULE, only when DAILYPAPERS_HARVEST_SETS is set),
-embedding and index upkeep (every DAILYPAPERS_JOBS_INTERVAL), mail (every
+embedding and index upkeep, and the refresh of stale recommendations (each every
+DAILYPAPERS_JOBS_INTERVAL; the refresh also right after new papers are embedded), mail (every
 DAILYPAPERS_MAIL_CHECK_INTERVAL, when the mail schedule is on), the purge (hourly), and the
 stalled-job check. Failed jobs are retried with exponential back-off. A queueing lock keeps at most
 one of each kind waiting, and a lock lets one run at a time (two harvests of one set would fetch
@@ -34,7 +35,7 @@ from dailypapers.store.db import open_engine
 log = logging.getLogger("dailypapers.jobs")
 RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=4)  # 16 s, 1 min, 4 min, 17 min, 68 min
 STALLED_HEARTBEATS = 3  # heartbeats a worker may miss before its job runs again elsewhere
-TASKS = ("harvest", "embed", "mail", "purge")  # what `dailypapers jobs run` may defer
+TASKS = ("harvest", "embed", "recommend", "mail", "purge")  # what `dailypapers jobs run` may defer
 _apps: dict[str, procrastinate.App] = {}
 _apps_lock = threading.Lock()
 
@@ -63,7 +64,16 @@ def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     def embed(timestamp: int = 0) -> None:
         log.info("embedding job in process %d", os.getpid())
         work.upkeep(engine())
-        work.embed_new(engine(), settings)
+        if work.embed_new(engine(), settings):  # the new papers may belong in readers' lists
+            try:
+                recommend.defer()
+            except exceptions.AlreadyEnqueued:
+                pass
+
+    @app.periodic(cron=every_cron(settings.jobs_interval))
+    @app.task(name="recommend", queueing_lock="recommend", lock="recommend", retry=RETRY)
+    def recommend(timestamp: int = 0) -> None:
+        work.refresh_recommendations(engine())
 
     @app.task(name="mail", queueing_lock="mail", lock="mail", retry=RETRY)
     def mail(timestamp: int = 0) -> None:

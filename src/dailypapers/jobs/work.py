@@ -88,6 +88,14 @@ def defer_embedding(engine: Engine, settings: Settings) -> None:
         wake()
 
 
+def refresh_recommendations(engine: Engine) -> int:
+    """The cached recommendations made stale by new embeddings or changed signals, recomputed
+    (recommend.refresh); returns how many readers' lists were."""
+    from dailypapers import recommend
+
+    return recommend.refresh(engine)
+
+
 def send_mail(engine: Engine, settings: Settings) -> list:
     """The digests and alerts that are due (mail/schedule.py's run_once)."""
     from dailypapers.mail.schedule import run_once

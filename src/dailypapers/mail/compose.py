@@ -172,6 +172,27 @@ def render_digest(
     )
 
 
+def foryou_subject(shown: int) -> str:
+    return f"Picked for you: {_papers_word(shown)}"
+
+
+def render_foryou(sub: dict, papers: list[dict], reasons: dict[str, str],
+                  links: Links) -> tuple[str, str, str]:
+    """(subject, text, html) of a For-you digest: the reader's recommendations, each with its reason."""
+    views = [_paper_view(links.base_url, p) for p in papers]
+    for view in views:
+        if reasons.get(view["id"]):
+            view["meta"].append(reasons[view["id"]])
+    context = {"sub": sub, "what": describe(sub), "links": links, "papers": views,
+               "more_url": links.base_url + "/for-you"}
+    subject = foryou_subject(len(papers))
+    return (
+        subject,
+        _env.get_template("foryou.txt").render(context, subject=subject),
+        _env.get_template("foryou.html").render(context, subject=subject),
+    )
+
+
 def render_alert(sub: dict, papers: list[dict], total: int, links: Links) -> tuple[str, str, str]:
     """(subject, text, html) of a saved-search alert."""
     context = {
@@ -265,5 +286,6 @@ def _date_header(now: datetime | None) -> str:
 def list_id(kind: str, base_url: str) -> str:
     host = urlsplit(base_url).hostname or "localhost"
     host = re.sub(r"[^A-Za-z0-9.-]", "", host) or "localhost"
-    name = "Trending papers digest" if kind == "digest" else "Saved-search alerts"
+    name = {"digest": "Trending papers digest", "foryou": "Papers picked for you"}.get(
+        kind, "Saved-search alerts")
     return f"{name} <{kind}.{host}>"

@@ -1,8 +1,11 @@
-"""The daily and weekly digests: the feed's trending papers of the latest ended day or week."""
+"""The daily and weekly digests: the feed's trending papers of the latest ended day or week, and
+(kind "foryou") each subscribed reader's recommendations they have not been mailed yet, in the
+same run and on the same days."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.engine import Engine
@@ -12,6 +15,7 @@ from dailypapers.mail import compose
 from dailypapers.mail.clock import utc_now
 from dailypapers.mail.compose import DigestPeriod, Links
 from dailypapers.mail.deliver import Planned, RunReport, run_mailer, send_claimed, site_address
+from dailypapers import recommend
 from dailypapers.mail.send_log import claim, retakeable
 from dailypapers.mail.smtp import Mailer
 from dailypapers.mail.subscription_spec import PERIODS
@@ -21,6 +25,7 @@ from dailypapers.store import queries
 from dailypapers.store.schema import papers, send_log, subscriptions
 
 DIGEST_SIZE = 20  # papers in a digest (the subject says how many the period had)
+FORYOU_SIZE = 10  # recommendations in a For-you digest
 
 
 def target_period(engine: Engine, kind: str, now: datetime) -> DigestPeriod | None:
@@ -45,7 +50,7 @@ def digest_papers(engine: Engine, period: DigestPeriod) -> list[dict]:
     return rows
 
 
-def _due_digests(engine: Engine, period: DigestPeriod, now: datetime) -> list[dict]:
+def _due_digests(engine: Engine, period: DigestPeriod, now: datetime, kind: str = "digest") -> list[dict]:
     """Active subscribers of this period who have not had it (nor a later one) and nobody is sending to."""
     done = exists().where(
         send_log.c.subscription_pk == subscriptions.c.pk,
@@ -58,7 +63,7 @@ def _due_digests(engine: Engine, period: DigestPeriod, now: datetime) -> list[di
         rows = conn.execute(
             select(subscriptions)
             .where(
-                subscriptions.c.kind == "digest",
+                subscriptions.c.kind == kind,
                 subscriptions.c.status == "active",
                 subscriptions.c.period == period.kind,
                 ~done,
@@ -95,16 +100,29 @@ def send_digests(
     top = ranked[:DIGEST_SIZE]
     subject = compose.digest_subject(period, len(top), len(ranked))
     due = _due_digests(engine, period, now)
-    if not due:
+    foryou = [(sub, _picked(engine, sub)) for sub in _due_digests(engine, period, now, "foryou")]
+    foryou = [(sub, picked) for sub, picked in foryou if picked]  # nothing new picked: no mail
+    if not due and not foryou:
         report.note = f"everyone has had {period.key}: nothing new"
     if dry_run:
         report.planned = [Planned(s["email"], subject, [p["title"] for p in top]) for s in due]
+        report.planned += [Planned(s["email"], compose.foryou_subject(len(p)), [r["title"] for r in p])
+                           for s, p in foryou]
         return report
 
     def render(sub: dict, rows: list[dict], total: int, links: Links) -> tuple[str, str]:
         return compose.render_digest(sub, period, rows, total, links)[1:]
 
     with run_mailer(settings, mailer) as smtp:
+        for sub, picked in foryou:
+            c = claim(engine, sub, period.key, paper_pks=[p["pk"] for p in picked], total=len(picked),
+                      subject=compose.foryou_subject(len(picked)),
+                      message_id=compose.new_message_id(settings.mail_from), now=now,
+                      period_start=period.start)
+            if c is None:
+                report.skipped += 1
+                continue
+            send_claimed(engine, settings, smtp, c, partial(_render_foryou, engine), base_url, now, report)
         for sub in due:
             c = claim(
                 engine,
@@ -123,3 +141,21 @@ def send_digests(
             send_claimed(engine, settings, smtp, c, render, base_url, now, report)
     prune_tokens(engine)
     return report
+
+
+def _picked(engine: Engine, sub: dict) -> list[dict]:
+    """The reader's best recommendations not in an earlier For-you mail of this subscription."""
+    if sub["user_pk"] is None:  # the account was deleted
+        return []
+    with engine.connect() as conn:
+        mailed = {pk for pks in conn.execute(select(send_log.c.paper_pks).where(
+            send_log.c.subscription_pk == sub["pk"], send_log.c.status == "sent")).scalars() for pk in pks}
+    found = recommend.for_reader(engine, sub["user_pk"], limit=FORYOU_SIZE + len(mailed))
+    rows = queries.papers_by_id(engine, [r.paper_id for r in found])
+    return [r for r in rows if r["pk"] not in mailed][:FORYOU_SIZE]
+
+
+def _render_foryou(engine: Engine, sub: dict, rows: list[dict], total: int, links: Links) -> tuple[str, str]:
+    found = recommend.for_reader(engine, sub["user_pk"], limit=recommend.CACHED)
+    reasons = {r.paper_id: r.because for r in found}
+    return compose.render_foryou(sub, rows, reasons, links)[1:]

@@ -14,7 +14,7 @@ from datetime import date
 from dailypapers.accounts import AccountError, check_email
 from dailypapers.search.filters import Filters
 
-KINDS = ("digest", "alert")
+KINDS = ("digest", "alert", "foryou")  # foryou: a reader's recommendations (accounts only)
 PERIODS = ("daily", "weekly")
 QUERY_MAX = 300
 CATEGORIES_MAX = 10
@@ -99,8 +99,8 @@ def check_spec(
         raise SubscriptionError("kind", "Choose a digest of trending papers or an alert for a search.")
     if period not in PERIODS:
         raise SubscriptionError("period", "Choose daily or weekly.")
-    if kind == "digest":
-        return Spec(address, "digest", period)
+    if kind in ("digest", "foryou"):
+        return Spec(address, kind, period)
 
     text = (query or "").strip() if isinstance(query, str) else ""
     if _CONTROL.search(text):
@@ -165,6 +165,8 @@ def describe(sub: dict) -> str:
     """One line for people: "daily digest of trending papers", "weekly alert for “x” (cs.LG)"."""
     if sub["kind"] == "digest":
         return f"{sub['period']} digest of trending papers"
+    if sub["kind"] == "foryou":
+        return f"{sub['period']} digest of papers picked for you"
     return f"{sub['period']} alert for {search_label(sub)}"
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import ColumnElement, Integer, String, bindparam, event, literal_column, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (ColumnElement, Integer, String, bindparam, column, event, exists, func, literal_column,
+                        select, table, text, type_coerce)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -54,6 +55,75 @@ def author_names(conn: Connection) -> ColumnElement:
         return literal_column(
             "(SELECT group_concat(json_extract(value, '$.name'), ', ') FROM json_each(papers.authors))")
     return literal_column("(SELECT string_agg(a->>'name', ', ') FROM jsonb_array_elements(papers.authors) a)")
+
+
+# Who wrote what, for an author's papers. PostgreSQL: a GIN index on the JSON (containment). SQLite
+# has no index into JSON: a table of (name, paper) that triggers keep equal to every paper's authors,
+# whatever writes the papers (ingest, bulk upserts, edits).
+_NAME = "json_extract(value, '$.name')"
+_AUTHOR_INDEX = {
+    "postgresql": ["CREATE INDEX IF NOT EXISTS ix_papers_authors ON papers USING gin (authors jsonb_path_ops)"],
+    "sqlite": [
+        "CREATE TABLE IF NOT EXISTS paper_authors (name TEXT NOT NULL, paper_pk INTEGER NOT NULL, "
+        "PRIMARY KEY (name, paper_pk)) WITHOUT ROWID",
+        "CREATE INDEX IF NOT EXISTS ix_paper_authors_paper_pk ON paper_authors (paper_pk)",
+        f"INSERT OR IGNORE INTO paper_authors SELECT {_NAME}, papers.pk FROM papers, json_each(papers.authors) "
+        f"WHERE {_NAME} IS NOT NULL",
+        f"CREATE TRIGGER IF NOT EXISTS paper_authors_insert AFTER INSERT ON papers BEGIN "
+        f"INSERT OR IGNORE INTO paper_authors SELECT {_NAME}, NEW.pk FROM json_each(NEW.authors) "
+        f"WHERE {_NAME} IS NOT NULL; END",
+        f"CREATE TRIGGER IF NOT EXISTS paper_authors_update AFTER UPDATE OF authors ON papers BEGIN "
+        f"DELETE FROM paper_authors WHERE paper_pk = OLD.pk; "
+        f"INSERT OR IGNORE INTO paper_authors SELECT {_NAME}, NEW.pk FROM json_each(NEW.authors) "
+        f"WHERE {_NAME} IS NOT NULL; END",
+        "CREATE TRIGGER IF NOT EXISTS paper_authors_delete AFTER DELETE ON papers BEGIN "
+        "DELETE FROM paper_authors WHERE paper_pk = OLD.pk; END",
+    ],
+}
+_DROP_AUTHOR_INDEX = {
+    "postgresql": ["DROP INDEX IF EXISTS ix_papers_authors"],
+    "sqlite": ["DROP TRIGGER IF EXISTS paper_authors_insert", "DROP TRIGGER IF EXISTS paper_authors_update",
+               "DROP TRIGGER IF EXISTS paper_authors_delete", "DROP TABLE IF EXISTS paper_authors"],
+}
+_paper_authors = table("paper_authors", column("name"), column("paper_pk"))
+
+
+def create_author_index(conn: Connection) -> None:
+    """Make an author's papers an index lookup (migration 0009)."""
+    for statement in _AUTHOR_INDEX.get(conn.dialect.name, []):
+        conn.execute(text(statement))
+
+
+def drop_author_index(conn: Connection) -> None:
+    for statement in _DROP_AUTHOR_INDEX.get(conn.dialect.name, []):
+        conn.execute(text(statement))
+
+
+def _author_name_rows(conn: Connection, authors: ColumnElement) -> tuple:
+    """The rows of a paper's ``authors`` JSON list, and each one's name, as a correlated table."""
+    if conn.dialect.name == "sqlite":
+        rows = func.json_each(authors).table_valued("value")
+        return rows, func.json_extract(rows.c.value, "$.name")
+    rows = func.jsonb_array_elements(authors).table_valued("value")
+    return rows, rows.c.value.op("->>")("name")
+
+
+def has_author(conn: Connection, authors: ColumnElement, name: str) -> ColumnElement:
+    """``authors`` (a papers' JSON list) has an author named exactly ``name``.
+
+    PostgreSQL: JSON containment, which the GIN index (jsonb_path_ops, migration 0009) answers.
+    SQLite: the paper_authors table the triggers keep (migration 0009). ``authors`` must be
+    ``papers.authors``.
+    """
+    if conn.dialect.name != "sqlite":
+        return type_coerce(authors, JSONB).op("@>")(bindparam("author_doc", [{"name": name}], type_=JSONB))
+    return authors.table.c.pk.in_(select(_paper_authors.c.paper_pk).where(_paper_authors.c.name == name))
+
+
+def any_author_in(conn: Connection, authors: ColumnElement, names) -> ColumnElement:  # noqa: ANN001
+    """``authors`` has an author whose name is in ``names`` (a one-column select)."""
+    rows, row_name = _author_name_rows(conn, authors)
+    return exists(select(1).select_from(rows).where(row_name.in_(names)))
 
 
 class _ListValue(TypeDecorator):

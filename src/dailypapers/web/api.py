@@ -6,10 +6,12 @@ import datetime
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
-from dailypapers import accounts, community
+from dailypapers import accounts, community, recommend
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
+from dailypapers.store.schema import papers
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, one_search_at_a_time
 from dailypapers.web.inputs import NoNul
@@ -94,12 +96,32 @@ def paper(paper_id: str, engine: Db) -> dict:
     return shape.paper(row, community.comment_counts(engine, [paper_id]).get(paper_id, 0))
 
 
-@router.post("/papers/{paper_id:path}/upvote", summary="Toggle your upvote (Authorization: Bearer <API token>)")
-def upvote(paper_id: str, engine: Db, authorization: str | None = Header(None)) -> dict:
+def _token_user(engine, authorization: str | None) -> dict:  # noqa: ANN001
     scheme, _, token = (authorization or "").partition(" ")
     user = accounts.token_user(engine, token.strip()) if scheme.lower() == "bearer" and token else None
     if user is None:
         raise HTTPException(401, "Send your personal API token: Authorization: Bearer <token> (see /account).")
+    return user
+
+
+@router.get("/recommendations", summary="Your recommendations, best first, each with its reason "
+                                        "(Authorization: Bearer <API token>)")
+def recommendations(engine: Db, authorization: str | None = Header(None),
+                    limit: int = Query(50, ge=1, le=recommend.CACHED)) -> list[dict]:
+    user = _token_user(engine, authorization)
+    found = recommend.for_reader(engine, user["pk"], limit=limit)
+    with engine.connect() as conn:
+        pks = conn.execute(select(papers.c.pk).where(papers.c.id.in_([r.paper_id for r in found]))).scalars()
+        rows = {r["id"]: r for r in queries.papers_by_pk(engine, list(pks))}
+    counts = community.comment_counts(engine, list(rows))
+    return [{"paper": shape.paper(rows[r.paper_id], counts.get(r.paper_id, 0)), "score": r.score,
+             "because": r.because, "becausePaperId": r.because_paper_id}
+            for r in found if r.paper_id in rows]
+
+
+@router.post("/papers/{paper_id:path}/upvote", summary="Toggle your upvote (Authorization: Bearer <API token>)")
+def upvote(paper_id: str, engine: Db, authorization: str | None = Header(None)) -> dict:
+    user = _token_user(engine, authorization)
     try:
         voted, upvotes = community.toggle_upvote(engine, user["pk"], paper_id)
     except community.NotFound as exc:

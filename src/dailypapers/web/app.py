@@ -21,8 +21,8 @@ from dailypapers.mail import schedule as mail_schedule
 from dailypapers.store import queries
 from dailypapers.throttle import Throttled
 from dailypapers.store.db import open_engine
-from dailypapers.web import (actions, api, apidocs, assistants, auth, collections, feeds, pages, security,
-                             subscriptions)
+from dailypapers.web import (actions, api, apidocs, assistants, auth, collections, feeds, foryou, pages,
+                             security, subscriptions)
 from dailypapers.web.deps import render
 
 log = logging.getLogger("dailypapers.web")
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, embedder=None) -> FastAPI:  
     app.include_router(feeds.router)
     app.include_router(auth.router)
     app.include_router(actions.router)
+    app.include_router(foryou.router)
     app.include_router(subscriptions.router)
     app.include_router(collections.router)  # before pages: /papers/{id}.ris and .json
     app.include_router(pages.router)

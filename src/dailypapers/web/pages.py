@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from dailypapers import community
+from dailypapers import community, follows, recommend
 from dailypapers.bibtex import bibtex
 from dailypapers.search.backends import vectors_version
 from dailypapers.search.filters import SORTS, Filters
@@ -34,8 +34,10 @@ def decorate(engine, user: dict | None, rows: list[dict]) -> list[dict]:  # noqa
     counts = community.comment_counts(engine, ids)
     voted = community.has_voted(engine, user["pk"] if user else None, ids)
     saved = community.saved_ids(engine, user["pk"] if user else None, ids)
+    dismissed = follows.dismissed_ids(engine, user["pk"] if user else None, ids)
     for r in rows:
-        r |= {"num_comments": counts.get(r["id"], 0), "voted": r["id"] in voted, "saved": r["id"] in saved}
+        r |= {"num_comments": counts.get(r["id"], 0), "voted": r["id"] in voted, "saved": r["id"] in saved,
+              "dismissed": r["id"] in dismissed}
     return rows
 
 
@@ -53,18 +55,34 @@ def feed_page(request: Request, engine, user, period: Period | None) -> HTMLResp
     sort = request.query_params.get("sort", "upvotes")
     if sort not in ("upvotes", "publishedAt", "trending"):
         raise HTTPException(400, f"sort must be upvotes, publishedAt or trending, not {sort[:40]!r}")
-    rows, total = queries.feed(engine, period.start, period.end, sort=sort, limit=500)
+    followed_only = request.query_params.get("followed") == "1"
+    if followed_only and user is None:
+        raise HTTPException(401, "Sign in to see only what you follow.")
+    where = (follows.followed_condition(engine, user["pk"]),) if followed_only else ()
+    rows, total = queries.feed(engine, period.start, period.end, sort=sort, limit=500, where=where)
     before = after = None
     if period.kind == "day":
         before, after = queries.neighbour_days(engine, period.start)
     return render(request, "feed.html", {
         "period": period, "papers": decorate(engine, user, rows), "total": total, "sort": sort,
         "before": before, "after": after, "previous": period.shifted(-1), "next": period.shifted(1),
+        "followed_only": followed_only,
     })
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, engine: Db, user: User) -> HTMLResponse:
+    """The For-you page for a signed-in reader who has signals; the latest day's feed otherwise."""
+    if user is not None and not request.query_params and recommend.has_signals(engine, user["pk"]):
+        from dailypapers.web.foryou import for_you_page
+
+        return for_you_page(request, engine, user)
+    return feed_page(request, engine, user, None)
+
+
+@router.get("/daily", response_class=HTMLResponse)
+def daily(request: Request, engine: Db, user: User) -> HTMLResponse:
+    """The latest day's feed, for everyone (the daily tab)."""
     return feed_page(request, engine, user, None)
 
 

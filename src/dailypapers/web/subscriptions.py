@@ -58,7 +58,8 @@ def subscribe_form(request: Request, user: User) -> HTMLResponse:
     values = {name: params.get(name, "") for name in FIELDS}
     values["query"] = values["query"] or params.get("q", "")
     values["cat"] = values["cat"] or ", ".join(params.getlist("cat"))
-    values["kind"] = "alert" if values["kind"] == "alert" or values["query"] else "digest"
+    values["kind"] = ("alert" if values["kind"] == "alert" or values["query"]
+                      else "foryou" if values["kind"] == "foryou" else "digest")
     values["period"] = values["period"] if values["period"] in PERIODS else "daily"
     if user and user.get("email") and not values["email"]:
         values["email"] = user["email"]
@@ -105,6 +106,9 @@ def subscribe(
         )
         throttle.hit(engine, f"subscribe:to:{spec.email}", *SUBSCRIBES_PER_ADDRESS)
         user_pk = user["pk"] if _verified_email(user) == spec.email else None
+        if spec.kind == "foryou" and user_pk is None:
+            raise SubscriptionError("kind", "Papers picked for you go to your account's verified address: sign "
+                                            "in, verify your address, and use it here.")
         outcome = subs.subscribe(engine, spec, user_pk=user_pk)
     except Throttled as exc:
         response = render(request, "subscribe.html", {"values": _shown(values), "errors": {"email": exc.message}},

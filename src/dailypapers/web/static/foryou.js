@@ -1,0 +1,32 @@
+// Follow / unfollow and "not interested" / undo without a page load; without scripts the forms still post.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  const kind = form.dataset.signal;
+  if (!kind) return;
+  event.preventDefault();
+  const button = form.querySelector("button");
+  const token = document.querySelector('meta[name="csrf-token"]').content;
+  try {
+    const response = await fetch(form.action, {
+      method: "POST", credentials: "same-origin", body: new FormData(form),
+      headers: { "Accept": "application/json", "X-CSRF-Token": token },
+    });
+    if (response.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
+    if (!response.ok) { form.submit(); return; }
+    const data = await response.json();
+    if (kind === "follow") {
+      form.action = data.following ? "/unfollow" : "/follow";
+      button.classList.toggle("on", data.following);
+      button.setAttribute("aria-pressed", String(data.following));
+      button.setAttribute("aria-label", (data.following ? "Unfollow " : "Follow ") + button.dataset.label);
+      button.textContent = data.following ? "Following" : "Follow";
+    } else {
+      form.action = form.action.replace(/\/(un)?dismiss$/, data.dismissed ? "/undismiss" : "/dismiss");
+      form.closest(".card")?.classList.toggle("dismissed", data.dismissed);
+      button.setAttribute("aria-pressed", String(data.dismissed));
+      button.textContent = data.dismissed ? "Undo “not interested”" : "Not interested";
+    }
+  } catch (error) {
+    form.submit();
+  }
+});
