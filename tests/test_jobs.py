@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from test_community import FakeArxiv, add_user
 from test_security_accounts import _expired_and_live_rows, count
 from test_source_oai import CURRENT_TOKEN, arxiv_chain, oai, server  # noqa: F401 - fixture
@@ -346,4 +347,57 @@ def test_a_worker_purges_expired_rows(postgres_url, tmp_path):
     for table in (sessions, throttle_hits):
         assert count(engine, table) == 1, table.name
     queue.close_all()
+    engine.dispose()
+
+
+# --- a worker machine keeps no full-text index; a stalled job whose kind is queued again -------------
+
+
+def test_a_worker_keeps_no_full_text_index_the_web_processes_keep_theirs(
+        postgres_url, tmp_path, recorded, models_dir):
+    settings = job_settings(postgres_url, tmp_path)
+    link_models(settings, models_dir)
+    engine = open_engine(postgres_url, searches=False)  # a submission's upkeep here indexes nothing either
+    submit_paper(engine, "1605.08386", add_user(engine, "ada"),
+                 fetch=FakeArxiv(recorded, "query_id_list-1605.08386.xml"),
+                 after_ingest=partial(jobs.after_ingest, engine, settings, defer=True))
+    one_cycle(settings)  # the embedding job, with its index upkeep
+    assert embedded(engine) == 1
+    assert not (tmp_path / "fulltext").exists()  # the worker built no index on this machine
+    with TestClient(create_app(settings, embedder=jobs.work.embedder_for(settings))) as client:
+        wait_for(lambda: (tmp_path / "fulltext").exists(), "the web process's index", 30)
+        found = wait_for(lambda: client.get("/api/papers/search", params={"q": "lattice polytopes"}).json(),
+                         "the paper by its words", 30)
+    assert [item["paper"]["id"] for item in found][:1] == ["1605.08386"]
+    engine.dispose()
+    queue.close_all()
+
+
+def test_a_stalled_job_whose_kind_is_queued_again_gives_way_to_the_queued_one(postgres_url, tmp_path):
+    """The stalled-job check puts a job whose worker died back on the queue; when one of its kind
+    waits already (a queueing lock allows one), the stalled one is marked failed and the waiting one
+    does the work."""
+    import asyncio
+
+    settings = job_settings(postgres_url, tmp_path, embedding_runtime="off")
+    app = queue.make_app(settings, pool_size=2)
+
+    async def stall() -> int:  # a worker takes an embedding job, then dies without a word
+        async with app.open_async():
+            await app.configure_task("embed").defer_async()
+            worker = await app.job_manager.register_worker()
+            job = await app.job_manager.fetch_job(None, worker)
+            await app.configure_task("embed", schedule_in={"hours": 1}).defer_async()  # the next one waits
+            await app.configure_task("retry_stalled").defer_async()
+            return job.id
+
+    with ThreadPoolExecutor(1) as pool:  # asyncio.run in a thread of its own (see one_cycle)
+        stalled = pool.submit(asyncio.run, stall()).result()
+    engine = open_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'"))
+    one_cycle(settings)  # runs the stalled-job check (the waiting job is not due for an hour)
+    jobs_left = {job["id"]: (job["task"], job["status"]) for job in queue.list_jobs(settings)}
+    assert jobs_left.pop(stalled) == ("embed", "failed")
+    assert list(jobs_left.values()) == [("embed", "todo")]
     engine.dispose()

@@ -24,7 +24,7 @@ from dailypapers.search.query import parse_query
 from dailypapers.search.text import text_search
 from dailypapers.search.vectors import embed_backlog, similarities, vector_search
 from dailypapers.store.db import migrate, open_engine
-from dailypapers.store.schema import papers
+from dailypapers.store.schema import paper_embeddings, papers
 
 OPERATIONS = ("text_top", "nearest", "exact", "similarities", "vector_value", "following", "index_vectors",
               "upkeep", "rebuild")
@@ -156,6 +156,39 @@ def test_vectors_version_grows_with_every_embedding(engine):
     embed_backlog(engine, Words())
     with engine.connect() as conn:
         assert first > 0 and vectors_version(conn) > first
+
+
+def newest_embedding(engine) -> tuple[int, int]:  # noqa: ANN001
+    with engine.connect() as conn:
+        return tuple(conn.execute(select(paper_embeddings.c.paper_pk, paper_embeddings.c.seq)
+                                  .order_by(paper_embeddings.c.seq.desc()).limit(1)).one())
+
+
+def test_an_embedding_seq_is_never_given_twice(engine):
+    """The newest embedding deleted and its paper embedded again: a new, larger seq (max + 1 gave
+    the deleted one's again, which a cache keyed by the largest seq could not tell apart)."""
+    ingest(engine, [paper(i, t) for i, t in enumerate(TOPICS, 1)])
+    embed_backlog(engine, Words())
+    pk, seq = newest_embedding(engine)
+    with engine.begin() as conn:
+        conn.execute(paper_embeddings.delete().where(paper_embeddings.c.paper_pk == pk))
+    with engine.connect() as conn:
+        assert vectors_version(conn) < seq
+    assert embed_backlog(engine, Words()) == 1
+    assert newest_embedding(engine) == (pk, seq + 1)
+
+
+def test_embedding_seqs_step_over_rows_written_around_the_counter(engine):
+    """A bulk load (bench/search.py) writes its seqs itself: the next embedding still lands above."""
+    ingest(engine, [paper(i, t) for i, t in enumerate(TOPICS, 1)])
+    first, *rest = [pk_of(engine, f"2503.{i:05d}") for i in range(1, len(TOPICS) + 1)]
+    store_as = backend_for(engine).vector_value
+    with engine.begin() as conn:
+        conn.execute(paper_embeddings.insert(), [
+            {"paper_pk": pk, "model": Words.name, "vector": store_as(v), "seq": 1000 + pk}
+            for pk, v in zip(rest, Words().embed(["bulk"] * len(rest)))])
+    assert embed_backlog(engine, Words()) == 1
+    assert newest_embedding(engine) == (first, 1000 + max(rest) + 1)
 
 
 # --- searches only read ----------------------------------------------------------------------------------

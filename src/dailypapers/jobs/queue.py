@@ -47,7 +47,9 @@ def conninfo(database_url: str) -> str:
 
 def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     """A procrastinate app with every task of the site, its periodic ones timed by the settings."""
-    engine = cache(lambda: open_engine(settings.db_url, data_dir=settings.data_dir))  # opened by the first task this process runs
+    # Opened by the first task this process runs. No full-text index of its own (searches=False):
+    # the web processes of each machine keep theirs up to date.
+    engine = cache(lambda: open_engine(settings.db_url, data_dir=settings.data_dir, searches=False))
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings.db_url), min_size=1,
                                                max_size=pool_size)
     app = procrastinate.App(connector=connector)

@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sqlalchemy import bindparam, cast, exists, func, select
+from sqlalchemy import bindparam, case, cast, exists, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from dailypapers.search.backends import backend_for
 from dailypapers.search.filters import Filters
 from dailypapers.search.vector_index import VectorIndex, as_array, current_model, open_index, to_blob
-from dailypapers.store.schema import paper_embeddings, papers
+from dailypapers.store.schema import counters, paper_embeddings, papers
 
 __all__ = ["as_array", "backlog_size", "current_model", "embed_backlog", "exact_search", "nearest",
            "open_index", "similarities", "stored_vectors", "to_blob", "vector_search"]
@@ -61,7 +61,6 @@ def backlog_size(engine: Engine, model: str) -> int:
 
 def _insert_statement():  # noqa: ANN202
     """One embedding row, written only if the paper is still as it was read and has no row yet."""
-    next_seq = select(func.coalesce(func.max(_emb.c.seq), 0) + 1).scalar_subquery()
     still_there = exists().where(papers.c.pk == bindparam("pk"), papers.c.hidden.is_(False),
                                  papers.c.changed_at == bindparam("changed_at"))
     taken = exists().where(_emb.c.paper_pk == bindparam("pk"))
@@ -69,10 +68,23 @@ def _insert_statement():  # noqa: ANN202
         bindparam("pk", type_=_emb.c.paper_pk.type),
         bindparam("model", type_=_emb.c.model.type),
         cast(bindparam("vector", type_=_emb.c.vector.type), _emb.c.vector.type),
-        next_seq,
+        bindparam("seq", type_=_emb.c.seq.type),
     ).where(still_there, ~taken)
     return (_emb.insert().from_select(["paper_pk", "model", "vector", "seq"], source)
             .execution_options(preserve_rowcount=True))  # an INSERT's rowcount is not kept otherwise
+
+
+_SEQ = counters.c.name == "paper_embeddings.seq"
+_HIGHEST = select(func.coalesce(func.max(_emb.c.seq), 0)).scalar_subquery()
+
+
+def take_seqs(conn: Connection, count: int) -> int:
+    """Reserve ``count`` embedding seqs, above every seq ever given; returns the first. The counter's
+    row stays locked until the caller's transaction ends, so a later writer's seqs commit after
+    these. Rows written around the counter (a benchmark's bulk load) are stepped over too."""
+    last = case((counters.c.value >= _HIGHEST, counters.c.value), else_=_HIGHEST) + count
+    statement = update(counters).where(_SEQ).values(value=last).returning(counters.c.value)
+    return conn.execute(statement).scalar_one() - count + 1
 
 
 def embed_backlog(
@@ -115,11 +127,12 @@ def embed_backlog(
         if rows:
             vectors = embedder.embed([paper_text(r.title, r.summary) for r in rows], batch_size=batch_size)
             with engine.begin() as conn:
+                first = take_seqs(conn, len(rows))  # first: a writer waiting for the counter holds no other lock
                 conn.execute(_emb.delete().where(_emb.c.paper_pk.in_([r.pk for r in rows]),
                                                  _emb.c.model != model))
-                for row, vector in zip(rows, vectors):
+                for seq, (row, vector) in enumerate(zip(rows, vectors), first):
                     result = conn.execute(insert, {"pk": row.pk, "model": model, "changed_at": row.changed_at,
-                                                   "vector": store_as(vector)})
+                                                   "vector": store_as(vector), "seq": seq})
                     written += max(result.rowcount, 0)
         if on_progress:
             on_progress(len(pks))

@@ -18,10 +18,16 @@ from dailypapers.store.backend import configure_engine, engine_options, is_sqlit
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def open_engine(url: str, *, serving: bool = False, data_dir: Path | None = None) -> Engine:
+SEARCHES = "dailypapers_searches"  # the engine's execution option: False in a process that serves no searches
+
+
+def open_engine(url: str, *, serving: bool = False, data_dir: Path | None = None,
+                searches: bool = True) -> Engine:
     """An engine for the URL; a SQLite file's folder is created when missing. ``serving``: for a
     web worker (see ``backend.configure_engine``). ``data_dir``: where a PostgreSQL database's
-    full-text index lives on this machine (search/fulltext.py; in memory without it)."""
+    full-text index lives on this machine (search/fulltext.py; in memory without it). Not
+    ``searches`` (a PostgreSQL jobs worker): this process keeps no full-text index of its own, the
+    web processes of each machine keep theirs (SQLite's index, beside the file, is every process's)."""
     parsed = make_url(url)
     if is_sqlite(parsed) and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -29,6 +35,8 @@ def open_engine(url: str, *, serving: bool = False, data_dir: Path | None = None
     configure_engine(engine, serving=serving)
     if data_dir is not None:
         engine.update_execution_options(dailypapers_index_root=str(data_dir))  # fulltext.INDEX_ROOT
+    if not searches:
+        engine.update_execution_options(**{SEARCHES: False})
     return engine
 
 

@@ -131,6 +131,16 @@ paper_embeddings = Table(
     Column("seq", BigInteger, nullable=False, index=True),
 )
 
+# Counters that only grow, one row each (0009): "paper_embeddings.seq" is the last seq handed out, so a
+# seq is never given twice, even after the newest embedding is deleted. Advancing one locks its row
+# to the end of the writer's transaction, so seqs also become visible in the order they were taken.
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 
 # --- community: votes, comments, saved papers, sessions, password resets, login attempts (0003) ---
 

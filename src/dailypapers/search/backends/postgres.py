@@ -26,6 +26,8 @@ stored vectors, and the filters apply in the same query; ``exact()`` is the exha
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
+from types import SimpleNamespace
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
@@ -35,6 +37,8 @@ from sqlalchemy.engine import Connection, Engine
 from dailypapers.search import fulltext
 from dailypapers.search.filters import Filters
 from dailypapers.search.query import Query
+from dailypapers.store.backend import in_list
+from dailypapers.store.db import SEARCHES
 from dailypapers.store.schema import EMBEDDING_DIM, paper_embeddings, papers
 
 PG_MIN_EF_SEARCH = 100  # pgvector's default 40 gave recall@10 0.91 at 100k; 100 gives 0.99 at the same speed
@@ -81,10 +85,9 @@ def _nearest(conn: Connection, q: np.ndarray, filters: Filters, limit: int, mode
     """
     distance = _emb.c.vector.op("<=>", return_type=Float)(bindparam("q", q, type_=Vector(EMBEDDING_DIM)))
     conditions = filters.conditions()
-    # SET LOCAL: until the end of the connection's transaction (begun by its first statement).
     k = max(PG_MIN_EF_SEARCH, MIN_CANDIDATES, factor * limit)
     while not exhaustive and k <= PG_MAX_EF_SEARCH:
-        conn.execute(text(f"SET LOCAL hnsw.ef_search = {int(k)}"))
+        _ef_search(conn, k)
         candidates = (select(_emb.c.paper_pk, distance.label("distance")).where(_emb.c.model == model)
                    .order_by(distance).limit(k).cte("nearest").prefix_with("MATERIALIZED"))
         rows = conn.execute(select(candidates.c.paper_pk, candidates.c.distance)
@@ -101,25 +104,55 @@ def _nearest(conn: Connection, q: np.ndarray, filters: Filters, limit: int, mode
     return [(pk, 1.0 - float(dist)) for pk, dist in rows]
 
 
+def _ef_search(conn: Connection, k: int) -> None:
+    """``hnsw.ef_search = k`` for the statements that follow. A read (autocommit, store/backend.py)
+    sets it for the pooled connection's session, only when it differs from what that session last
+    set: a round trip fewer for nearly every search. In a transaction, ``SET LOCAL`` (a rollback
+    would undo a session ``SET`` behind the record)."""
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.execute(text(f"SET LOCAL hnsw.ef_search = {int(k)}"))
+        return
+    session = conn.connection.info  # kept with the driver's connection while the pool keeps it
+    if session.get("hnsw.ef_search") != k:
+        conn.execute(text(f"SET hnsw.ef_search = {int(k)}"))
+        session["hnsw.ef_search"] = k
+
+
 def exact(conn: Connection, q: np.ndarray, filters: Filters, limit: int,
           model: str) -> list[tuple[int, float]]:
     """Every allowed stored vector scored (an ORDER BY the HNSW index cannot serve)."""
     return _nearest(conn, q, filters, limit, model, exhaustive=True)
 
 
+_COSINES = (select(_emb.c.paper_pk, (1.0 - _emb.c.vector.op("<=>", return_type=Float)(
+    bindparam("q", type_=Vector(EMBEDDING_DIM)))).label("cosine"))
+    .where(in_list(_emb.c.paper_pk, "pks"), _emb.c.model == bindparam("model")))
+
+
 def similarities(conn: Connection, q: np.ndarray, pks: list[int], model: str, *,
                  present: bool = False) -> dict[int, float]:  # noqa: ARG001
-    """The query's cosine to the stored vectors of these papers (those that have one)."""
-    from dailypapers.search.vectors import stored_vectors
-
-    return {pk: float(np.dot(v, q)) for pk, v in stored_vectors(conn, pks, model=model).items()}
+    """The query's cosine to the stored vectors of these papers (those that have one), computed by
+    the database: one statement, prepared once per connection, that sends back a number per paper
+    rather than its 384 floats as text."""
+    if not pks:
+        return {}
+    return {pk: float(c) for pk, c in conn.execute(_COSINES, {"q": vector_value(q), "pks": list(pks),
+                                                                "model": model})}
 
 
 # --- upkeep -----------------------------------------------------------------------------------------
 
 
-def following(engine: Engine) -> fulltext.Following:
+def _searches(engine: Engine) -> bool:
+    """False for a jobs worker's engine (store/db.py): the full-text index is for the processes that
+    serve searches, each machine's own; a worker on a machine without them would build one for no one."""
+    return engine.get_execution_options().get(SEARCHES, True)
+
+
+def following(engine: Engine):  # noqa: ANN201 - a context manager with poke()
     """While a long write runs (an ingest), index what it commits from a thread; see fulltext.py."""
+    if not _searches(engine):
+        return nullcontext(SimpleNamespace(poke=lambda: None))
     return fulltext.Following(engine)
 
 
@@ -130,8 +163,9 @@ def index_vectors(engine: Engine, model: str, *, fresh: bool = False) -> None:  
 
 def upkeep(engine: Engine) -> int:
     """Index the papers whose text changed in this machine's Tantivy index (the HNSW index follows
-    every write by itself); returns the papers indexed."""
-    return fulltext.sync(engine)
+    every write by itself); returns the papers indexed. Nothing in a jobs worker: the web
+    processes' IndexFollower (jobs/__init__.py) catches up within seconds."""
+    return fulltext.sync(engine) if _searches(engine) else 0
 
 
 def rebuild(engine: Engine) -> list[str]:
