@@ -7,9 +7,9 @@ none in the database: its full-text index is a Tantivy index beside the file (se
 from __future__ import annotations
 
 import json
-import select
 from collections.abc import Iterator
 from contextlib import contextmanager
+from select import POLLIN, poll
 
 from sqlalchemy import (ColumnElement, Integer, String, bindparam, column, event, exists, func, literal_column,
                         select, table, text, type_coerce)
@@ -262,8 +262,8 @@ def _check_alive(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
     (the server's goodbye, or end of file) means it is gone: one poll, where ``pool_pre_ping``
     sent a statement and waited for the answer on every checkout."""
     try:
-        poller = select.poll()
-        poller.register(dbapi_conn.fileno(), select.POLLIN)
+        poller = poll()
+        poller.register(dbapi_conn.fileno(), POLLIN)
         gone = dbapi_conn.closed or bool(poller.poll(0))
     except Exception as exc:  # noqa: BLE001 - the driver's own error for a lost connection
         raise DisconnectionError(str(exc)) from exc
