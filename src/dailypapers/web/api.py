@@ -8,7 +8,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from dailypapers import accounts, community
-from dailypapers.search.hybrid import search
+from dailypapers.search.hybrid import BLANK_QUERY, search
+from dailypapers.search.query import parse_query
 from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, one_search_at_a_time
@@ -60,6 +61,9 @@ def daily_papers(
 @router.get("/papers/search", summary="Search papers by words and by meaning")
 async def search_papers(request: Request, engine: Db, q: str = Query(..., max_length=10_000),
                         limit: int = Query(20, ge=1, le=100)) -> list[dict]:
+    if (asked := parse_query(q)).empty and not asked.arxiv_id:  # as the site and the CLI answer
+        raise HTTPException(400, f"q: {BLANK_QUERY}")
+
     def found() -> list[dict]:
         page = search(engine, q, limit=limit, embedder=request.app.state.embedder())
         rows = [h.paper for h in page.hits]
