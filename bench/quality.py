@@ -176,9 +176,13 @@ def candidates(engine, embedder, queries: dict[str, str]) -> dict:  # noqa: ANN0
 
 
 def ranked_ids(found, mode: str, **fusion) -> list[str]:  # noqa: ANN001
+    """The candidates in the mode's order; the hybrid keeps only those that match (the product's
+    similarity floor), "unfloored" ranks them all (what the floor costs)."""
     side = {"text": found.text, "dense": found.dense}.get(mode)
-    scores = side if side is not None else fuse(found, mode, **fusion)
-    pks = sorted((pk for pk in scores if pk in found.rows), key=lambda pk: (scores[pk], -pk), reverse=True)
+    scores = side if side is not None else fuse(found, "hybrid" if mode == "unfloored" else mode, **fusion)
+    keep = found.pks if mode == "hybrid" else scores
+    pks = sorted((pk for pk in scores if pk in found.rows and pk in keep), key=lambda pk: (scores[pk], -pk),
+                 reverse=True)
     return [found.rows[pk]["id"] for pk in pks]
 
 
@@ -201,14 +205,17 @@ def bench_set(name: str, corpus: Path, split: str, workdir: Path, embedder, vari
     out = {}
     full = prepared(workdir, name, lambda e: load_docs(e, docs, set()), embedder)
     if "full" in variants:
-        out["full"] = evaluate(candidates(full, embedder, queries), qrels) | {"queries": len(queries)}
+        out["full"] = evaluate(candidates(full, embedder, queries), qrels, modes=MODES + ("unfloored",)) | {
+            "queries": len(queries)}
     if "abstract-q" in variants:
         aq, judged, own = abstract_queries(docs, qrels)
-        out["abstract-q"] = evaluate(candidates(full, embedder, aq), judged, own) | {"queries": len(aq)}
+        out["abstract-q"] = evaluate(candidates(full, embedder, aq), judged, own, MODES + ("unfloored",)) | {
+            "queries": len(aq)}
     if "title-only" in variants and has_titles(docs):
         dropped = title_only(docs)
         half = prepared(workdir, f"{name}-title-only", lambda e: load_docs(e, docs, dropped), embedder)
-        out["title-only"] = evaluate(candidates(half, embedder, queries), qrels) | {"queries": len(queries)}
+        out["title-only"] = evaluate(candidates(half, embedder, queries), qrels, modes=MODES + ("unfloored",)) | {
+            "queries": len(queries)}
     embedder.save()
     return out
 
@@ -264,11 +271,12 @@ def main() -> None:
         split = args.split if (args.data / name / "qrels" / f"{args.split}.tsv").exists() else "test"
         embedder = CachedEmbedder(model, workdir / f"embeddings-{name}.npz")
         figures["sets"][f"{name} {split}"] = bench_set(name, args.data / name, split, workdir, embedder, variants)
-    print(f"{'set':<18}{'variant':<12}{'queries':>8}   " + "".join(f"{m:>14}" for m in MODES) + "   requirement")
-    print(f"{'':<41}" + "   nDCG / rec" * len(MODES))
+    shown = MODES + ("unfloored",)
+    print(f"{'set':<18}{'variant':<12}{'queries':>8}" + "".join(f"{m:>14}" for m in shown) + "   requirement")
+    print(f"{'':<38}" + "   nDCG / rec" * len(shown))
     for set_name, rows in figures["sets"].items():
         for variant, r in rows.items():
-            cells = "".join(f"   {r[m]['ndcg@10']:.3f}/{r[m]['recall@100']:.3f}" for m in MODES)
+            cells = "".join(f"   {r[m]['ndcg@10']:.3f}/{r[m]['recall@100']:.3f}" for m in shown)
             print(f"{set_name:<18}{variant:<12}{r['queries']:>8}{cells}   {verdict(r)}")
     if not args.no_sample:
         sample_bytes = files("dailypapers.sample").joinpath("papers.json").read_bytes()

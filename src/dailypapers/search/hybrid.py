@@ -1,13 +1,16 @@
 """One search function for the web pages, the API and the CLI: full-text + semantic, fused.
 
-Fusion: every candidate that either side found gets both scores — its BM25 score (0 when the text
-side did not find it) and its exact cosine similarity to the query — and the two are combined as
-``DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * text``, each normalized over the candidates.
-Unlike reciprocal rank fusion, a confident hit of one side keeps its margin: a paraphrase that
-shares no word with its paper (text score 0) still wins when its cosine stands far above the rest,
-and an exact title match (text score 1, high cosine too) still wins over near-misses. The text side's
-weight is scaled by how much of the query its best hit covers, so a stray common word cannot
-outweigh a strong semantic match. Weights are tuned on SciFact's train split (bench/quality.py).
+Fusion: every candidate that either side found gets both scores — its BM25 score and its cosine
+similarity to the query — each as a z-score over that side's best CANDIDATES (a candidate a side did not
+find gets that side's lowest), combined as ``DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * text`` plus a
+bonus for the query's words side by side. Unlike reciprocal rank fusion, a confident hit of one side
+keeps its margin (a paraphrase whose cosine stands far above the rest still wins); unlike min-max
+scaling, a side whose scores are flat (a pasted abstract sharing words with everything) cannot
+dominate, whatever the query's or the documents' length. One formula for every collection: tuned on
+SciFact's train split and checked on every set and variant in bench/quality.py (docs/search.md).
+
+A paper matches when the text side finds it or its cosine reaches SIMILARITY_FLOOR; ``total`` counts
+those. Nothing matching leaves ``hits`` empty and puts the nearest by meaning in ``nearest``.
 
 Only fusion lives here: both sides' candidates come from the database's search backend
 (search/backends/, through text.py and vectors.py), which this module knows nothing about.
@@ -38,15 +41,16 @@ Mode = Literal["hybrid", "text", "dense", "rrf"]
 CANDIDATES = 300  # per side, before fusion: deep enough for recall@100 of the fused list
 DEPTH = CANDIDATES
 MAX_RESULTS = 1_000  # how deep results go (offset + limit): each side gathers that many candidates
-DENSE_WEIGHT = 0.5
+DENSE_WEIGHT = 0.45
+TEXT_SPREAD = 100  # the text side's z-scores are taken over its best 100 (the dense side's over all)
 RRF_K = 60
-PHRASE_BONUS = 0.5  # for papers with the query's words side by side, as the user typed them
+PHRASE_BONUS = 3.0  # for papers with the query's words side by side, as the user typed them
 MAX_PHRASE_WORDS = 6
 NEAREST_SHOWN = 3  # when nothing matches, the closest papers by meaning, under their own heading
 BLANK_QUERY = "Type some words, a phrase, an author or an arXiv id to search for."
 # A paper found by meaning alone matches when its cosine to the query reaches this (calibrated on the
 # benchmark sets, docs/search.md): below it, "No papers match" and the nearest shown apart.
-SIMILARITY_FLOOR = 0.0
+SIMILARITY_FLOOR = 0.2
 TRENDING_GRAVITY = 1.5  # see ranking.trending_score
 
 
@@ -101,7 +105,7 @@ def fuse(c: "Candidates", mode: Mode, dense_weight: float = DENSE_WEIGHT,
             for rank, pk in enumerate(sorted(scores, key=scores.get, reverse=True), 1):
                 fused[pk] = fused.get(pk, 0.0) + 1.0 / (RRF_K + rank)
         return fused
-    t, t_floor = _standardized(text, CANDIDATES)
+    t, t_floor = _standardized(text, TEXT_SPREAD)
     d, d_floor = _standardized(dense, CANDIDATES)
     return {pk: dense_weight * d.get(pk, d_floor) + (1.0 - dense_weight) * t.get(pk, t_floor)
             + phrase_bonus * (pk in c.phrase) for pk in set(t) | set(d)}
