@@ -64,6 +64,7 @@ def search(
 ) -> None:
     """Search papers by words and by meaning."""
     from dailypapers.search.backends import upkeep
+    from dailypapers.search.hybrid import BLANK_QUERY
     from dailypapers.search.hybrid import search as run_search
 
     if sort not in SORTS:
@@ -85,15 +86,39 @@ def search(
             if not tab:
                 fail(f"{queries}: line {n}: expected query_id<TAB>query")
             page = run_search(engine, text, filters=filters, sort=sort, limit=limit, embedder=embedder)
-            typer.echo(json.dumps({"query_id": query_id, "results": [result_json(h) for h in page.hits]}))
+            typer.echo(json.dumps({"query_id": query_id, **page_json(page)}))
         return
     page = run_search(engine, query, filters=filters, sort=sort, limit=limit, embedder=embedder)
+    if page.blank:  # the same answer as the site's and the API's
+        fail(BLANK_QUERY, code=2)
     if as_json:
-        typer.echo(json.dumps({"query": query, "paper_id": page.paper_id,
-                               "results": [result_json(h) for h in page.hits]}))
+        typer.echo(json.dumps({"query": query, "paper_id": page.paper_id, **page_json(page)}))
+        return
+    if page.missing_id:
+        typer.echo(f"arXiv:{page.missing_id} is not stored here. Add it with: "
+                   f"dailypapers ingest arxiv {page.missing_id}", err=True)
         return
     if not page.hits:
-        typer.echo("no papers found", err=True)
+        typer.echo("No papers match. Try fewer words, or check the spelling.", err=True)
+        if page.nearest:
+            typer.echo("Nearest by meaning (not matches):")
+            for n, hit in enumerate(page.nearest, 1):
+                typer.echo(result_lines(n, hit))
         return
+    typer.echo(f"{page.total}{'+' if page.more else ''} papers match", err=True)
     for n, hit in enumerate(page.hits, 1):
         typer.echo(result_lines(n, hit))
+
+
+def page_json(page) -> dict:  # noqa: ANN001
+    """What --json prints of a search page (besides the query)."""
+    from dailypapers.search.hybrid import BLANK_QUERY
+
+    out = {"total": page.total, "results": [result_json(h) for h in page.hits]}
+    if page.blank:
+        out["error"] = BLANK_QUERY
+    if page.missing_id:
+        out["missing_id"] = page.missing_id
+    if page.nearest:
+        out["nearest"] = [result_json(h) for h in page.nearest]
+    return out

@@ -1,13 +1,16 @@
 """One search function for the web pages, the API and the CLI: full-text + semantic, fused.
 
-Fusion: every candidate that either side found gets both scores — its BM25 score (0 when the text
-side did not find it) and its exact cosine similarity to the query — and the two are combined as
-``DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * text``, each normalized over the candidates.
-Unlike reciprocal rank fusion, a confident hit of one side keeps its margin: a paraphrase that
-shares no word with its paper (text score 0) still wins when its cosine stands far above the rest,
-and an exact title match (text score 1, high cosine too) still wins over near-misses. The text side's
-weight is scaled by how much of the query its best hit covers, so a stray common word cannot
-outweigh a strong semantic match. Weights are tuned on SciFact's train split (bench/quality.py).
+Fusion: every candidate that either side found gets both scores — its BM25 score and its cosine
+similarity to the query — each as a z-score over that side's best CANDIDATES (a candidate a side did not
+find gets that side's lowest), combined as ``DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * text`` plus a
+bonus for the query's words side by side. Unlike reciprocal rank fusion, a confident hit of one side
+keeps its margin (a paraphrase whose cosine stands far above the rest still wins); unlike min-max
+scaling, a side whose scores are flat (a pasted abstract sharing words with everything) cannot
+dominate, whatever the query's or the documents' length. One formula for every collection: tuned on
+SciFact's train split and checked on every set and variant in bench/quality.py (docs/search.md).
+
+A paper matches when the text side finds it or its cosine reaches SIMILARITY_FLOOR; ``total`` counts
+those. Nothing matching leaves ``hits`` empty and puts the nearest by meaning in ``nearest``.
 
 Only fusion lives here: both sides' candidates come from the database's search backend
 (search/backends/, through text.py and vectors.py), which this module knows nothing about.
@@ -35,12 +38,19 @@ from dailypapers.store.backend import in_list
 from dailypapers.store.schema import organizations, paper_embeddings, papers
 
 Mode = Literal["hybrid", "text", "dense", "rrf"]
-CANDIDATES = 100  # per side, before fusion
+CANDIDATES = 300  # per side, before fusion: deep enough for recall@100 of the fused list
+DEPTH = CANDIDATES
 MAX_RESULTS = 1_000  # how deep results go (offset + limit): each side gathers that many candidates
-DENSE_WEIGHT = 0.5
+DENSE_WEIGHT = 0.45
+TEXT_SPREAD = 100  # the text side's z-scores are taken over its best 100 (the dense side's over all)
 RRF_K = 60
-PHRASE_BONUS = 0.5  # for papers with the query's words side by side, as the user typed them
+PHRASE_BONUS = 3.0  # for papers with the query's words side by side, as the user typed them
 MAX_PHRASE_WORDS = 6
+NEAREST_SHOWN = 3  # when nothing matches, the closest papers by meaning, under their own heading
+BLANK_QUERY = "Type some words, a phrase, an author or an arXiv id to search for."
+# A paper found by meaning alone matches when its cosine to the query reaches this (calibrated on the
+# benchmark sets, docs/search.md): below it, "No papers match" and the nearest shown apart.
+SIMILARITY_FLOOR = 0.2
 TRENDING_GRAVITY = 1.5  # see ranking.trending_score
 
 
@@ -59,22 +69,32 @@ class SearchPage:
     query: Query
     filters: Filters
     hits: list[Hit]
-    total: int  # candidates found (capped by CANDIDATES per side)
+    total: int  # papers that match: a lexical match, or a cosine at or above SIMILARITY_FLOOR
     paper_id: str | None = None  # the query was an arXiv id/URL of this stored paper: go straight there
+    missing_id: str | None = None  # the query was an arXiv id/URL of a paper that is not stored
+    nearest: list[Hit] = field(default_factory=list)  # nothing matches: the closest by meaning anyway
+    more: bool = False  # a side's candidate list was full: more papers than ``total`` may match
+
+    @property
+    def blank(self) -> bool:
+        """Nothing was asked: no words, no arXiv id, no filters (every face answers BLANK_QUERY)."""
+        return self.query.empty and not self.query.arxiv_id and not self.filters.active
 
 
-def _normalize(values: dict[int, float]) -> dict[int, float]:
-    if not values:
-        return {}
-    hi, lo = max(values.values()), min(values.values())
-    span = hi - lo
-    return {k: (v - lo) / span if span > 0 else 1.0 for k, v in values.items()}
+def _standardized(scores: dict[int, float], depth: int) -> tuple[dict[int, float], float]:
+    """Each score in standard deviations from the mean of the side's best ``depth`` (a z-score), and
+    the z-score of the weakest of them: where a candidate the side did not find is put."""
+    best = np.sort(np.fromiter(scores.values(), float, len(scores)))[::-1][:depth]
+    if not len(best):
+        return {}, 0.0
+    mean, sd = float(best.mean()), float(best.std()) or 1.0
+    return {pk: (v - mean) / sd for pk, v in scores.items()}, (float(best[-1]) - mean) / sd
 
 
-def fuse(text: dict[int, float], dense: dict[int, float], coverage: float, mode: Mode,
-         dense_weight: float = DENSE_WEIGHT, phrase: set[int] = frozenset(),
+def fuse(c: "Candidates", mode: Mode, dense_weight: float = DENSE_WEIGHT,
          phrase_bonus: float = PHRASE_BONUS) -> dict[int, float]:
     """Combine per-candidate text and dense scores (see the module docstring)."""
+    text, dense = c.text, c.dense
     if mode == "text":
         return dict(text)
     if mode == "dense":
@@ -85,10 +105,10 @@ def fuse(text: dict[int, float], dense: dict[int, float], coverage: float, mode:
             for rank, pk in enumerate(sorted(scores, key=scores.get, reverse=True), 1):
                 fused[pk] = fused.get(pk, 0.0) + 1.0 / (RRF_K + rank)
         return fused
-    t, d = _normalize(text), _normalize(dense)
-    text_weight = (1.0 - dense_weight) * coverage
-    return {pk: dense_weight * d.get(pk, 0.0) + text_weight * t.get(pk, 0.0) + phrase_bonus * (pk in phrase)
-            for pk in set(t) | set(d)}
+    t, t_floor = _standardized(text, TEXT_SPREAD)
+    d, d_floor = _standardized(dense, CANDIDATES)
+    return {pk: dense_weight * d.get(pk, d_floor) + (1.0 - dense_weight) * t.get(pk, t_floor)
+            + phrase_bonus * (pk in c.phrase) for pk in set(t) | set(d)}
 
 
 _WORD = re.compile(r"\w+")
@@ -111,9 +131,9 @@ class Candidates:
     text: dict[int, float]  # pk -> BM25-style score
     dense: dict[int, float]  # pk -> cosine similarity
     rows: dict[int, dict]  # pk -> what sorting needs of the paper (see _sort_keys_query)
-    pks: set[int]  # the candidates that qualify
-    coverage: float  # share of the query's words in the text side's best hit
+    pks: set[int]  # the candidates that match (a lexical match or a cosine above the floor)
     phrase: set[int] = field(default_factory=set)  # candidates with the query's words side by side
+    more: bool = False  # a side's list was full: more papers may match than were gathered
 
 
 @lru_cache(maxsize=1024)  # the next page, another sort or filter reuse the query's embedding
@@ -181,6 +201,7 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
             dense = dense_side(rows.with_vector)
         if len(rows.passing(text)) < len(text):
             text = text_side(rows.passing)
+    near = dict(dense)  # the vector side's own list, before text-only candidates join it
     missing = [pk for pk in text if pk not in dense]
     if vector is not None and missing:  # text-only candidates get their cosine too
         dense.update(similarities(conn, vector, sorted(rows.with_vector(missing)), embedder.name, present=True))
@@ -189,21 +210,22 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
         browse = conn.execute(select(papers.c.pk).where(*filters.conditions())
                               .order_by(papers.c.published_at.desc()).limit(wanted)).scalars().all()
         text = {pk: 0.0 for pk in browse}
-    pks = set(text) | set(dense)
-    sort_keys = {pk: rows.rows[pk] for pk in rows.passing(pks)}
-    cov = 1.0
-    if text and dense and mode == "hybrid":
-        best = conn.execute(_TITLE_AND_SUMMARY, {"pk": max(text, key=text.get)}).first()
-        cov = coverage(query, *best) if best else 1.0
+    # What matches: a lexical match, or a neighbour by meaning above the floor (the other modes are
+    # the benchmarks' baselines: they rank every candidate).
+    floor = SIMILARITY_FLOOR if mode == "hybrid" else float("-inf")
+    pks = set(text) | {pk for pk, s in dense.items() if s >= floor}
+    more = len(text) >= wanted or (len(near) >= wanted and min(near.values()) >= floor)
+    sort_keys = {pk: rows.rows[pk] for pk in rows.passing(set(text) | set(dense))}
     if query.phrases or query.authors or query.excluded:
         # Required words were asked for: only the text side's candidates qualify.
         dense = {pk: s for pk, s in dense.items() if pk in text}
         pks = set(text)
+        more = len(text) >= wanted
     phrase: set[int] = set()
     if mode == "hybrid" and 2 <= len(query.terms) <= MAX_PHRASE_WORDS and not query.phrases:
         adjacent = replace(query, phrases=(" ".join(query.terms),), terms=())
         phrase = {h.pk for h in text_search(conn, adjacent, filters, wanted, rows.passing)} & pks
-    return Candidates(text, dense, sort_keys, pks, cov, phrase)
+    return Candidates(text, dense, sort_keys, pks, phrase, more)
 
 
 def search(
@@ -233,18 +255,29 @@ def search(
         if row:
             return SearchPage(query, filters, [Hit(row, 1.0, title_html=Markup.escape(row["title"]))], 1,
                               paper_id=row["id"])
+        return SearchPage(query, filters, [], 0, missing_id=query.arxiv_id)
+    page = SearchPage(query, filters, [], 0)
+    if page.blank:
+        return page
     with engine.connect() as conn:
         found = _gather(conn, query, filters, embedder, mode, max(CANDIDATES, offset + limit), sort)
         text, dense, rows, pks = found.text, found.dense, found.rows, found.pks
-        scores = fuse(text, dense, found.coverage, mode, dense_weight, found.phrase)
+        scores = fuse(found, mode, dense_weight)
         ordered = _sorted(pks, scores, rows, sort)[offset: offset + limit]
-        shown = _papers(conn, set(ordered))
-    hits = []
-    for pk in (pk for pk in ordered if pk in shown):
+        # Nothing matches: the closest by meaning, shown apart (never counted as results).
+        near = [] if pks or offset else sorted((pk for pk in dense if pk in rows), key=dense.get,
+                                                reverse=True)[:NEAREST_SHOWN]
+        shown = _papers(conn, set(ordered) | set(near))
+
+    def hit(pk: int) -> Hit:
         row = shown[pk]
-        hits.append(Hit(row, scores.get(pk, 0.0), text.get(pk, 0.0), dense.get(pk, 0.0),
-                        highlight(row["title"], query), highlight(row["summary"], query, max_chars=300)))
-    return SearchPage(query, filters, hits, len(pks))
+        return Hit(row, scores.get(pk, 0.0), text.get(pk, 0.0), dense.get(pk, 0.0),
+                   highlight(row["title"], query), highlight(row["summary"], query, max_chars=300))
+
+    page.hits = [hit(pk) for pk in ordered if pk in shown]
+    page.nearest = [hit(pk) for pk in near if pk in shown]
+    page.total, page.more = len([pk for pk in pks if pk in rows]), found.more
+    return page
 
 
 # Built once: a search runs these with different candidates (see backend.in_list).
@@ -252,7 +285,6 @@ _PAPERS = (select(papers, organizations.c.name.label("organization_name"),
                   organizations.c.fullname.label("organization_fullname"))
            .outerjoin(organizations, papers.c.organization_pk == organizations.c.pk)
            .where(in_list(papers.c.pk, "pks")))
-_TITLE_AND_SUMMARY = select(papers.c.title, papers.c.summary).where(papers.c.pk == bindparam("pk"))
 _SORT_KEYS = ("pk", "id", "published_at", "upvotes", "submitted_on_daily_at", "has_vector")
 
 

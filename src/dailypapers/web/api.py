@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from dailypapers import accounts, community, recommend
-from dailypapers.search.hybrid import search
+from dailypapers.search.hybrid import BLANK_QUERY, search
+from dailypapers.search.query import parse_query
 from dailypapers.store import queries
 from dailypapers.store.schema import papers
 from dailypapers.web import periods, shape
@@ -62,6 +63,9 @@ def daily_papers(
 @router.get("/papers/search", summary="Search papers by words and by meaning")
 async def search_papers(request: Request, engine: Db, q: str = Query(..., max_length=10_000),
                         limit: int = Query(20, ge=1, le=100)) -> list[dict]:
+    if (asked := parse_query(q)).empty and not asked.arxiv_id:  # as the site and the CLI answer
+        raise HTTPException(400, f"q: {BLANK_QUERY}")
+
     def found() -> list[dict]:
         page = search(engine, q, limit=limit, embedder=request.app.state.embedder())
         rows = [h.paper for h in page.hits]

@@ -15,7 +15,7 @@ from dailypapers import community, follows, recommend
 from dailypapers.bibtex import bibtex
 from dailypapers.search.backends import vectors_version
 from dailypapers.search.filters import SORTS, Filters
-from dailypapers.search.hybrid import MAX_RESULTS, search
+from dailypapers.search.hybrid import BLANK_QUERY, MAX_RESULTS, search
 from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
@@ -156,12 +156,15 @@ async def search_page(request: Request, engine: Db, user: User) -> Response:
 def _search_page(request: Request, engine, user: dict | None, q: str, sort: str,  # noqa: ANN001
                  page_number: int, filters: Filters) -> Response:
     results = None
+    # "q" given but with nothing to search for: say so, as the API and the CLI do.
+    blank = "q" in request.query_params and not q.strip() and not filters.active
     if q.strip() or filters.active:
         results = search(engine, q, filters=filters, sort=sort, limit=PAGE_SIZE,
                          offset=(page_number - 1) * PAGE_SIZE, embedder=request.app.state.embedder())
         if results.paper_id:
             return RedirectResponse(f"/papers/{results.paper_id}", status_code=303)
-        decorate(engine, user, [h.paper for h in results.hits])
+        decorate(engine, user, [h.paper for h in results.hits + results.nearest])
+        blank, results = (True, None) if results.blank else (False, results)
 
     def page_url(n: int) -> str:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(n))]
@@ -170,6 +173,7 @@ def _search_page(request: Request, engine, user: dict | None, q: str, sort: str,
     more = results is not None and results.total > page_number * PAGE_SIZE
     return render(request, "search.html", {
         "q": q, "sort": sort, "sorts": SORTS, "filters": filters, "results": results,
+        "blank_message": BLANK_QUERY if blank else None,
         "prev_url": page_url(page_number - 1) if results is not None and page_number > 1 else None,
         "next_url": page_url(page_number + 1) if more else None})
 
