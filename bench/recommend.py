@@ -2,6 +2,7 @@
 
     python bench/recommend.py [--setting 1|10] [--titles F --train F --test F] [--users N]
                               [--database sqlite|postgresql] [--workdir DIR] [--json]
+    python bench/recommend.py --speed [--papers 100000] [--readers 2000] [--database ...]
 
 The titles go in as papers through the ingest pipeline (the title is also the abstract: there is
 none), are embedded by the product's embedder (the bundled MiniLM, through ``embed_backlog`` as
@@ -13,6 +14,11 @@ beside baselines computed here on the same inputs: popularity (training saves), 
 library (zotero-arxiv-daily), a LinearSVC per reader on tf-idf of the titles (arxiv-sanity-lite),
 a logistic regression per reader on the embeddings (Scholar Inbox). The baselines rank every article
 outside the reader's training part, as the protocol says (citeulike-a's README).
+
+--speed: latency instead of quality, at scale: bench/search.py's generated corpus (word-frequency
+titles and abstracts, clustered unit vectors) of ``--papers`` papers, ``--readers`` readers with ten
+saves each (a few topics per reader), then a reader's list recomputed (p50/p95), the same from the
+cache (p50/p95), and ``refresh`` of every reader's stale row (total and per reader).
 
 Needs scikit-learn (``pip install -e '.[bench]'``). Files: gzip or plain, as in
 ../shared/data/recommend/README.md.
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert, select
 
 from dailypapers import community, recommend
 from dailypapers.domain import Paper
@@ -123,22 +130,23 @@ def load_database(url: str, data_dir: Path, titles: list[str], train: list[list[
     return engine, user_pks, pk_of
 
 
-def save_libraries(engine, user_pks: list[int], train: list[list[int]], chunk: int = 200) -> None:  # noqa: ANN001
+def save_libraries(engine, user_pks: list[int], train: list[list[int]], chunk: int = 200,  # noqa: ANN001
+                   pk_for=None) -> None:  # noqa: ANN001
     """What ``community.toggle_saved`` does for each paper (the reader's default collection, the
     item, a new signals version), a few hundred readers per transaction: one save per transaction
     took 10 ms here, 9 minutes for the 55,510 saves of P=10."""
-    from sqlalchemy import insert, select
-
     from dailypapers.store.schema import collection_items
 
-    with engine.connect() as conn:
-        pk_of = dict(conn.execute(select(papers.c.id, papers.c.pk)).all())
+    if pk_for is None:
+        with engine.connect() as conn:
+            pk_of = dict(conn.execute(select(papers.c.id, papers.c.pk)).all())
+        pk_for = lambda i: pk_of[paper_id(i)]  # noqa: E731
     for start in range(0, len(train), chunk):
         with engine.begin() as conn:
             rows = []
             for u in range(start, min(start + chunk, len(train))):
                 collection = community.default_collection(conn, user_pks[u], _EPOCH)
-                rows += [{"collection_pk": collection, "paper_pk": pk_of[paper_id(i)], "position": -1 - n,
+                rows += [{"collection_pk": collection, "paper_pk": pk_for(i), "position": -1 - n,
                           "added_at": _EPOCH} for n, i in enumerate(reversed(train[u]))]
                 community.signals_changed(conn, user_pks[u])
             if rows:
@@ -217,6 +225,78 @@ def postgres_url(workdir: Path, setting: int) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+def speed(args, log) -> dict:  # noqa: ANN001
+    """Latency at scale (see the module's docstring)."""
+    from sqlalchemy import update
+
+    import search as corpus  # bench/search.py: the generated corpus and its databases
+
+    from dailypapers.store.schema import recommendations
+
+    model, n = "bench-clustered", args.papers
+    if args.database == "postgresql":
+        engine, _, _ = corpus.build_postgresql(corpus.postgres_url(args.workdir), n, model, args.workdir)
+    else:
+        engine, _, _ = corpus.build(args.workdir, n, model)
+    with engine.connect() as conn:
+        pks = np.array(conn.execute(select(papers.c.pk).order_by(papers.c.pk)).scalars().all())
+        vectors = stored_vectors(conn, pks[::10].tolist())  # topics: clusters seen in a tenth of the papers
+        stale = conn.execute(select(users.c.pk).where(users.c.username.like("speed%"))).scalars().all()
+    with engine.begin() as conn:  # readers of an earlier run go; this run's are made anew
+        if stale:
+            from sqlalchemy import delete
+
+            from dailypapers.store.schema import collection_items, collections
+            mine = select(collections.c.pk).where(collections.c.user_pk.in_(stale))
+            conn.execute(delete(collection_items).where(collection_items.c.collection_pk.in_(mine)))
+            conn.execute(delete(collections).where(collections.c.user_pk.in_(stale)))
+            conn.execute(delete(recommendations).where(recommendations.c.user_pk.in_(stale)))
+            conn.execute(delete(users).where(users.c.pk.in_(stale)))
+        user_pks = conn.execute(users.insert().returning(users.c.pk, sort_by_parameter_order=True), [
+            {"username": f"speed{u}", "created_at": _EPOCH} for u in range(args.readers)]).scalars().all()
+    rng = np.random.default_rng(3)
+    sample = np.array(list(vectors.values()))
+    sample_pks = np.array(list(vectors))
+    libraries = []
+    for _ in range(args.readers):  # two or three topics, ten papers: each a neighbour of a topic's paper
+        topics = rng.choice(len(sample), rng.integers(2, 4), replace=False)
+        near = np.unique(np.concatenate([sample_pks[np.argsort(-(sample @ sample[t]))[:10]] for t in topics]))
+        libraries.append(rng.choice(near, 10, replace=False).tolist())
+    started = time.perf_counter()
+    save_libraries(engine, user_pks, libraries, pk_for=int)
+    log(f"{args.readers:,} readers saved 10 papers each in {time.perf_counter() - started:.0f} s")
+
+    measured = user_pks[:min(200, len(user_pks))]
+    recomputed, cached = [], []
+    for user in measured:
+        t = time.perf_counter()
+        recommend.for_reader(engine, user, limit=50)
+        recomputed.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        recommend.for_reader(engine, user, limit=50)
+        cached.append(time.perf_counter() - t)
+    with engine.begin() as conn:  # every row stale, as after new embeddings
+        conn.execute(update(recommendations).values(embeddings_seq=0))
+    started = time.perf_counter()
+    refreshed = recommend.refresh(engine, user_pks)
+    refresh_s = time.perf_counter() - started
+    engine.dispose()
+    ms = lambda xs, q: round(float(np.percentile(xs, q)) * 1000, 1)  # noqa: E731
+    summary = {"database": args.database, "papers": n, "readers": args.readers,
+               "recomputed_ms": {"p50": ms(recomputed, 50), "p95": ms(recomputed, 95)},
+               "cached_ms": {"p50": ms(cached, 50), "p95": ms(cached, 95)},
+               "refresh": {"readers": refreshed, "seconds": round(refresh_s, 1),
+                           "ms_per_reader": round(refresh_s * 1000 / max(refreshed, 1), 1)}}
+    log(f"\n{n:,} papers, {args.database}: a reader's 50 recommendations recomputed "
+        f"p50 {summary['recomputed_ms']['p50']} / p95 {summary['recomputed_ms']['p95']} ms, "
+        f"from the cache p50 {summary['cached_ms']['p50']} / p95 {summary['cached_ms']['p95']} ms "
+        f"({len(measured)} readers); refresh of {refreshed:,} readers {refresh_s:.0f} s "
+        f"({summary['refresh']['ms_per_reader']} ms per reader)")
+    if args.json:
+        print(json.dumps(summary))
+    return summary
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", type=int, choices=(1, 10), default=10)
@@ -227,6 +307,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dailypapers-bench-recommend")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--speed", action="store_true", help="latency at scale instead of quality")
+    parser.add_argument("--papers", type=int, default=100_000, help="--speed: generated papers")
+    parser.add_argument("--readers", type=int, default=2000, help="--speed: readers refreshed")
     args = parser.parse_args(argv)
     train_path = args.train or DATA / "splits" / f"cf-train-{args.setting}-users.dat.gz"
     test_path = args.test or DATA / "splits" / f"cf-test-{args.setting}-users.dat.gz"
@@ -234,6 +317,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     def log(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    if args.speed:
+        return speed(args, log)
 
     # One title holds a control character, which the ingest rejects: a space instead, for every method.
     titles = [re.sub(r"[\x00-\x1f\x7f]", " ", t) for t in read_lines(args.titles)]

@@ -4,7 +4,7 @@
 share the queue. Its periodic tasks (procrastinate defers each firing once, whichever worker sees
 it first): the harvest (DAILYPAPERS_HARVEST_SCHEDULE, only when DAILYPAPERS_HARVEST_SETS is set),
 embedding and index upkeep, and the refresh of stale recommendations (each every
-DAILYPAPERS_JOBS_INTERVAL; the refresh also right after new papers are embedded), mail (every
+DAILYPAPERS_JOBS_INTERVAL), mail (every
 DAILYPAPERS_MAIL_CHECK_INTERVAL, when the mail schedule is on), the purge (hourly), and the
 stalled-job check. Failed jobs are retried with exponential back-off. A queueing lock keeps at most
 one of each kind waiting, and a lock lets one run at a time (two harvests of one set would fetch
@@ -66,11 +66,7 @@ def make_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     def embed(timestamp: int = 0) -> None:
         log.info("embedding job in process %d", os.getpid())
         work.upkeep(engine())
-        if work.embed_new(engine(), settings):  # the new papers may belong in readers' lists
-            try:
-                recommend.defer()
-            except exceptions.AlreadyEnqueued:
-                pass
+        work.embed_new(engine(), settings)
 
     @app.periodic(cron=every_cron(settings.jobs_interval))
     @app.task(name="recommend", queueing_lock="recommend", lock="recommend", retry=RETRY)

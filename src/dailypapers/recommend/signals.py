@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, literal, select, union_all
+from sqlalchemy import literal, select
 from sqlalchemy.engine import Connection
 
 from dailypapers.store.schema import collection_items, collections, dismissals, follows, papers, upvotes, users

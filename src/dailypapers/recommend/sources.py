@@ -95,8 +95,7 @@ def co_saved(conn: Connection, user_pk: int, weights: dict[int, float]) -> dict[
 # --- follows ----------------------------------------------------------------------------------------
 
 
-def followed(conn: Connection, follows: list[tuple[str, str]]
-             ) -> dict[int, tuple[str, str]]:
+def followed(conn: Connection, follows: list[tuple[str, str]]) -> dict[int, tuple[str, str]]:
     """The newest papers of each followed category, author and organization: pk -> (kind, target)
     of the first follow that brings it."""
     found: dict[int, tuple[str, str]] = {}
