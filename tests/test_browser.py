@@ -130,7 +130,7 @@ def test_main_pages_render_without_console_errors(page, live_server, console_err
     console_errors.expect_status("/papers/date/2025-13-45")
     for path, shot in [("/", "daily"), ("/trending", "trending"), ("/papers/week/2025-W41", "week"),
                        ("/search?q=robot+manipulation&has_code=1", "search-filters"),
-                       ("/papers/dp-3d9008e9a9c8", "paper"), ("/orgs/facebook", "organization"),
+                       ("/papers/2510.08558", "paper"), ("/orgs/facebook", "organization"),
                        ("/signup", "signup"), ("/papers/date/2025-13-45", "error")]:
         response = page.goto(live_server + path)
         assert response.status in (200, 400), path
@@ -159,7 +159,7 @@ def test_a_new_user_signs_up_searches_votes_saves_comments_and_submits(page, liv
     page.screenshot(path=shots / "search-desktop.png", full_page=False)
 
     page.locator(".card h2 a", has_text="Competitive Pokémon").click()
-    page.wait_for_url("**/papers/dp-e40a3c3897ab")
+    page.wait_for_url("**/papers/2506.10326")
     upvote = page.get_by_role("button", name="Upvote")
     before = int(upvote.locator(".count").inner_text())
     upvote.click()

@@ -28,9 +28,9 @@ from dailypapers.sources.hf_daily import parse_hf_json
 from dailypapers.store.schema import papers, users
 from dailypapers.web.app import create_app
 
-VGC = "dp-e40a3c3897ab"  # "A Benchmark for Generalizing Across Diverse Team Strategies in Competitive Pokémon"
-ROBOTICS = "dp-779327688c2a"
-THINK = "dp-35325b2327f5"
+VGC = "2506.10326"  # "A Benchmark for Generalizing Across Diverse Team Strategies in Competitive Pokémon"
+ROBOTICS = "2507.10087"
+THINK = "2505.08617"
 ORDER = ["1605.08386", THINK, "1111.2011", VGC, "astro-ph/0601001", ROBOTICS]
 
 

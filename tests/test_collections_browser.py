@@ -18,7 +18,7 @@ from dailypapers.search.backends import upkeep
 from dailypapers.sources.hf_daily import parse_hf_json
 from dailypapers.web.app import create_app
 
-VGC = "dp-e40a3c3897ab"
+VGC = "2506.10326"
 
 
 @pytest.fixture(scope="session")

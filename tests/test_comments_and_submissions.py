@@ -24,7 +24,7 @@ from dailypapers.store.schema import paper_embeddings as embeddings
 from dailypapers.web import actions
 from dailypapers.web.app import create_app
 
-VGC = "dp-e40a3c3897ab"
+VGC = "2506.10326"
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from dailypapers.web.app import create_app
 
 from importlib.resources import files
 
-VGC = "dp-e40a3c3897ab"
+VGC = "2506.10326"
 
 # Values as they go into a URL or a form body, already percent-encoded where they must be.
 HOSTILE = {

@@ -469,7 +469,7 @@ def test_the_api_token_is_revoked_and_regenerated_from_the_account_page(site, en
     sign_up(site)
     created = post(site, "/account/token", page="/account")
     token = re.search(r"<code>(dp_[^<]+)</code>", created.text).group(1)
-    vote = f"/api/papers/{'dp-e40a3c3897ab'}/upvote"
+    vote = f"/api/papers/{'2506.10326'}/upvote"
     assert site.post(vote, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     revoked = post(site, "/account/token/revoke", page="/account")
     assert revoked.status_code == 200 and "Your API token is revoked" in revoked.text

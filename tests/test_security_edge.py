@@ -39,7 +39,7 @@ from dailypapers.store.schema import users
 from dailypapers.web.app import create_app
 from dailypapers.web.security import redact
 
-PAPER = "dp-e40a3c3897ab"  # the sample's first paper
+PAPER = "2506.10326"  # the sample's first paper
 SRC = os.path.join(os.path.dirname(__file__), os.pardir, "src")
 
 

@@ -6,7 +6,7 @@ from importlib.resources import files
 
 import pytest
 
-from dailypapers.domain import Paper, RecordError
+from dailypapers.domain import Paper, RecordError, local_id
 from dailypapers.sources.common import SourceError
 from dailypapers.sources.hf_daily import parse_hf_json, read_hf_json
 
@@ -85,8 +85,20 @@ def test_bundled_sample_is_the_seed_page_over_ten_feed_days(shared_data):
     assert len(found) == len(records) == len(seed) == 98
     assert [p.title for p in found] == [s["title"] for s in seed]
     assert [p.upvotes for p in found] == [s["upvotes"] for s in seed]
-    assert [p.author_count for p in found] == [s["authors_count"] or 0 for s in seed]
-    assert len({p.id for p in found}) == 98 and all(p.id.startswith("dp-") for p in found)
+    # Joined with their arXiv metadata by rank: ids, names, categories and dates where arXiv showed them.
+    arxiv = {a["rank"]: a for a in json.loads((shared_data / "seed" / "seed_papers_arxiv.json").read_text())["papers"]}
+    assert [p.id for p in found] == [arxiv[s["rank"]].get("arxiv_id") or local_id(s["title"]) for s in seed]
+    assert sum(p.is_arxiv for p in found) == 97 and len({p.id for p in found}) == 98
+    for paper, s in zip(found, seed):
+        known = arxiv[s["rank"]]
+        if known.get("authors"):
+            assert [a.name for a in paper.authors] == known["authors"]
+        else:
+            assert paper.authors == [] and paper.author_count == (s["authors_count"] or 0)
+        if known.get("categories"):
+            assert paper.categories == known["categories"]
+    assert found[0].id == "2506.10326" and found[0].authors[0].name == "Cameron Angliss"
+    assert found[0].published_at == datetime(2025, 6, 12)
     days = {p.submitted_on_daily_at for p in found}
     assert len(days) == 10 and max(days) == datetime(2025, 10, 10)
     assert all(p.published_at is None or p.published_at <= p.submitted_on_daily_at for p in found)

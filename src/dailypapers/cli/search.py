@@ -40,7 +40,11 @@ def result_json(hit) -> dict:  # noqa: ANN001
 
 def result_lines(n: int, hit) -> str:  # noqa: ANN001
     p = hit.paper
-    meta = [f"{p['num_authors']} author{'' if p['num_authors'] == 1 else 's'}"] if p["num_authors"] else []
+    names = [a["name"] for a in p["authors"]]
+    if names:
+        meta = [", ".join(names[:3]) + (" et al." if len(names) > 3 else "")]
+    else:
+        meta = [f"{p['num_authors']} author{'' if p['num_authors'] == 1 else 's'}"] if p["num_authors"] else []
     if p.get("organization_fullname") or p.get("organization_name"):
         meta.append(p.get("organization_fullname") or p.get("organization_name"))
     if p["published_at"]:
