@@ -203,7 +203,7 @@ def category_counts(engine: Engine) -> list[tuple[str, int]]:
     if cached is not None and time.monotonic() - cached[0] < COUNTS_FOR:
         return cached[1]
     counts: Counter[str] = Counter()
-    with engine.connect() as conn:
+    with engine.begin() as conn:  # a transaction: PostgreSQL streams rows through a cursor only inside one
         for (categories,) in conn.execute(select(papers.c.categories).where(papers.c.hidden.is_(False))
                                           .execution_options(yield_per=5000)):
             counts.update(set(categories.split()))
