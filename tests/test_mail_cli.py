@@ -69,7 +69,7 @@ def test_subscribe_send_and_send_nothing_twice(home, smtp):  # noqa: F811
     assert sent.stdout == (
         "sent to ada@example.org: Trending papers for Fri Oct 10: 9 papers\ndaily digest: sent 1 message\n"
     )
-    assert "https://papers.example.org/papers/dp-" in smtp.messages[0].text()
+    assert "https://papers.example.org/papers/25" in smtp.messages[0].text()
     again = run(["digest", "send"], home, **env)
     assert again.stdout == (
         "daily digest: everyone has had daily:2025-10-10: nothing new\ndaily digest: sent 0 messages\n"
