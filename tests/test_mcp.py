@@ -2,6 +2,7 @@
 a real process) and over streamable HTTP (/mcp on the site under uvicorn). Both databases."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import re
@@ -36,6 +37,13 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 DAY = datetime(2025, 10, 9)
 TOOLS = {"search_papers", "get_paper", "daily_papers", "similar_papers", "my_saved_papers", "upvote_paper"}
 
+
+
+def run(coroutine):  # noqa: ANN001, ANN201
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop running in
+    the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 def _paper(n: int, **kw) -> Paper:
     return Paper(id=f"2510.{n:05d}", title=f"Robot learning, part {n}", summary=f"We study robots, part {n}.",
@@ -173,7 +181,7 @@ def test_stdio(library):
         extra = {"DAILYPAPERS_API_TOKEN": token} if token else {}
         return Client(StdioServerParameters(command=str(BIN), args=["mcp"], env=_environment(library, **extra)))
 
-    asyncio.run(exercise(connect, "http://127.0.0.1:8000", library["token"]))
+    run(exercise(connect, "http://127.0.0.1:8000", library["token"]))
 
 
 def test_stdio_refuses_a_wrong_token_at_once(library):
@@ -211,13 +219,13 @@ def test_streamable_http(library, live):
         headers = {"Authorization": f"Bearer {token}"} if token else None
         return Client(streamable_http_client(f"{live}/mcp", http_client=create_mcp_http_client(headers=headers)))
 
-    asyncio.run(exercise(connect, live, library["token"]))
+    run(exercise(connect, live, library["token"]))
 
     async def wrong_token() -> str:
         async with connect("not-a-token") as client:
             return await refused(client, "my_saved_papers")
 
-    assert "That API token is not valid" in asyncio.run(wrong_token())
+    assert "That API token is not valid" in run(wrong_token())
 
 
 def test_http_keeps_the_site_edge(live):
