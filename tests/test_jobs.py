@@ -253,7 +253,9 @@ def test_a_submission_defers_its_embedding_and_one_job_cycle_makes_it_findable(
     if jobs.uses_queue(engine):
         assert [(j["task"], j["status"]) for j in queue.list_jobs(settings)] == [("embed", "todo")]
         one_cycle(settings)  # one cycle of a real worker, until the queue is empty
-        assert queue.list_jobs(settings) == []
+        # The embed job is done; a periodic task that fell due during the cycle may wait its turn.
+        left = queue.list_jobs(settings)
+        assert [j for j in left if j["task"] == "embed" or j["status"] != "todo"] == [], left
     else:
         Runner(engine, settings, partial(jobs.work.embedder_for, settings)).round()
     assert embedded(engine) == 1
