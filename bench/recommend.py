@@ -8,7 +8,7 @@ The titles go in as papers through the ingest pipeline (the title is also the ab
 none), are embedded by the product's embedder (the bundled MiniLM, through ``embed_backlog`` as
 `dailypapers embed` does; the vectors are cached by text in the work dir, so a rerun is quick),
 every user of the training file becomes a reader whose training articles are saved as
-``community.toggle_saved`` saves them (in bulk, with its steps). Then ``recommend.for_reader`` gives each sampled reader's top 300, and
+``saved_list.toggle_saved`` saves them (in bulk, with its steps). Then ``recommend.for_reader`` gives each sampled reader's top 300, and
 recall@50/100/300 (held-out articles found / held-out articles, averaged over readers) is printed
 beside baselines computed here on the same inputs: popularity (training saves), mean cosine to the
 library (zotero-arxiv-daily), a LinearSVC per reader on tf-idf of the titles (arxiv-sanity-lite),
@@ -41,6 +41,7 @@ import numpy as np
 from sqlalchemy import insert, select
 
 from dailypapers import community, recommend
+from dailypapers.collections import saved as saved_list
 from dailypapers.domain import Paper
 from dailypapers.ingest import ingest
 from dailypapers.search.backends import upkeep
@@ -132,7 +133,7 @@ def load_database(url: str, data_dir: Path, titles: list[str], train: list[list[
 
 def save_libraries(engine, user_pks: list[int], train: list[list[int]], chunk: int = 200,  # noqa: ANN001
                    pk_for=None) -> None:  # noqa: ANN001
-    """What ``community.toggle_saved`` does for each paper (the reader's default collection, the
+    """What ``saved_list.toggle_saved`` does for each paper (the reader's default collection, the
     item, a new signals version), a few hundred readers per transaction: one save per transaction
     took 10 ms here, 9 minutes for the 55,510 saves of P=10."""
     from dailypapers.store.schema import collection_items
@@ -145,7 +146,7 @@ def save_libraries(engine, user_pks: list[int], train: list[list[int]], chunk: i
         with engine.begin() as conn:
             rows = []
             for u in range(start, min(start + chunk, len(train))):
-                collection = community.default_collection(conn, user_pks[u], _EPOCH)
+                collection = saved_list.default_collection(conn, user_pks[u], _EPOCH)
                 rows += [{"collection_pk": collection, "paper_pk": pk_for(i), "position": -1 - n,
                           "added_at": _EPOCH} for n, i in enumerate(reversed(train[u]))]
                 community.signals_changed(conn, user_pks[u])

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dailypapers import accounts, community
+from dailypapers.collections import saved as saved_list
 from dailypapers import collections as C
 from dailypapers.bibtex import bibtex
 from dailypapers.collections import importing, references
@@ -105,7 +106,7 @@ def test_collections_are_made_renamed_described_shared_and_deleted(stored, monke
     assert version(stored, ada) == before + 1  # its papers were signals
     with pytest.raises(NotFound):
         C.get(stored, pk, ada)
-    assert community.saved_ids(stored, ada, [VGC]) == set()
+    assert saved_list.saved_ids(stored, ada, [VGC]) == set()
 
     monkeypatch.setattr(C, "MAX_COLLECTIONS", 3)
     C.create(stored, ada, "Two")
@@ -153,12 +154,12 @@ def test_papers_are_added_ordered_moved_noted_and_removed(stored, monkeypatch):
 
 def test_the_saved_list_is_the_default_collection_newest_first(stored):
     ada = reader(stored)
-    community.toggle_saved(stored, ada, VGC)
+    saved_list.toggle_saved(stored, ada, VGC)
     saved = C.ensure_default(stored, ada)
     assert C.add_paper(stored, ada, saved, THINK)  # the same list as the Save button, on top
     assert ids(stored, saved, ada) == [THINK, VGC]
-    assert [p["id"] for p in community.saved_papers(stored, ada)] == [THINK, VGC]
-    assert community.saved_ids(stored, ada, [THINK, VGC]) == {THINK, VGC}
+    assert [p["id"] for p in saved_list.saved_papers(stored, ada)] == [THINK, VGC]
+    assert saved_list.saved_ids(stored, ada, [THINK, VGC]) == {THINK, VGC}
 
 
 def test_private_collections_are_found_by_their_owner_only(stored):

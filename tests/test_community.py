@@ -23,12 +23,10 @@ from dailypapers.community import (
     hide_comment,
     hide_paper,
     list_comments,
-    saved_ids,
-    saved_papers,
     submit_paper,
-    toggle_saved,
     toggle_upvote,
 )
+from dailypapers.collections.saved import saved_ids, saved_papers, toggle_saved
 from dailypapers.domain import Author, Paper
 from dailypapers.ingest import ingest
 from dailypapers.sources.arxiv_api import ArxivApiError, parse_feed

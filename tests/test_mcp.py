@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from dailypapers import accounts, community
+from dailypapers.collections import saved as saved_list
 from dailypapers.config import get_settings
 from dailypapers.domain import Author, Organization, Paper, User
 from dailypapers.ingest import ingest
@@ -79,7 +80,7 @@ def library(engine, db_url, tmp_path, monkeypatch):
     parts = [queries.paper(engine, f"2510.{n:05d}")["pk"] for n in range(1, 6)]
     assert embed_backlog(engine, PartEmbedder(), only=parts) == 5
     ada = accounts.sign_up(engine, "ada@example.org", "correct horse", "ada")
-    community.toggle_saved(engine, ada, "2510.00004")
+    saved_list.toggle_saved(engine, ada, "2510.00004")
     return {"db_url": db_url, "data_dir": tmp_path, "token": accounts.create_api_token(engine, ada)}
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from dailypapers import community, recommend
+from dailypapers.collections import saved as saved_list
 from dailypapers.domain import Paper
 from dailypapers.ingest import ingest
 from dailypapers.search.backends import upkeep
@@ -81,8 +82,8 @@ def test_recommendations_follow_the_signals(corpus):  # noqa: ANN001
     user = reader(corpus)
     assert recommend.for_reader(corpus, user) == []
     assert not recommend.has_signals(corpus, user)
-    community.toggle_saved(corpus, user, pid("robots", 0))
-    community.toggle_saved(corpus, user, pid("robots", 1))
+    saved_list.toggle_saved(corpus, user, pid("robots", 0))
+    saved_list.toggle_saved(corpus, user, pid("robots", 1))
     assert recommend.has_signals(corpus, user)
     found = recommend.for_reader(corpus, user)
     assert [topic_of(r.paper_id) for r in found[:6]] == ["robots"] * 6
@@ -93,7 +94,7 @@ def test_recommendations_follow_the_signals(corpus):  # noqa: ANN001
 
 def saved(engine, user: int, *ids: str) -> None:  # noqa: ANN001
     for paper_id in ids:
-        community.toggle_saved(engine, user, paper_id)
+        saved_list.toggle_saved(engine, user, paper_id)
 
 
 def dismiss(engine, user: int, paper_id: str) -> None:  # noqa: ANN001
@@ -125,7 +126,7 @@ def test_a_second_topic_appears_and_dismissed_or_unsaved_papers_change_the_list(
     dismiss(corpus, user, dismissed)
     assert dismissed not in {r.paper_id for r in recommend.for_reader(corpus, user, limit=300)}
     # Unsaving invalidates the cache: the paper may come back as a recommendation.
-    community.toggle_saved(corpus, user, pid("proteins", 0))
+    saved_list.toggle_saved(corpus, user, pid("proteins", 0))
     assert pid("proteins", 0) in {r.paper_id for r in recommend.for_reader(corpus, user, limit=300)}
 
 

@@ -20,6 +20,7 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from dailypapers import accounts, community
+from dailypapers.collections import saved as saved_list
 from dailypapers.search.filters import Filters
 from dailypapers.search.hybrid import search
 from dailypapers.store import queries
@@ -188,7 +189,7 @@ def build(engine: Engine, *, embedder: Callable[[], object] = lambda: None, base
     def my_saved_papers(ctx: Context, limit: Limit = 50) -> dict:
         """The reader's saved papers, last saved first (needs the reader's API token)."""
         user = reader(ctx, "my_saved_papers")
-        rows = community.saved_papers(engine, user["pk"])
+        rows = saved_list.saved_papers(engine, user["pk"])
         return {"user": user["username"], "total": len(rows),
                 "papers": [brief(ctx, r) | {"savedAt": shape.iso(r["saved_at"])} for r in rows[:limit]]}
 

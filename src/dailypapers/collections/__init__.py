@@ -1,6 +1,6 @@
 """Collections: a reader's named, ordered lists of papers, private or public, with a note per paper.
 
-The saved list is each reader's default collection ("Saved", community.default_collection): it can
+The saved list is each reader's default collection ("Saved", saved.py): it can
 be described and made public but not renamed or deleted, and no other collection takes its name.
 Import and export: references.py (BibTeX, RIS, CSL-JSON) and importing.py (matching, one transaction).
 
@@ -19,8 +19,8 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from dailypapers.community import (SAVED, CommunityError, Forbidden, NotFound, _now, _paper_pk,
-                                   default_collection, signals_changed)
+from dailypapers.collections.saved import SAVED, default_collection
+from dailypapers.community import CommunityError, Forbidden, NotFound, _now, _paper_pk, signals_changed
 from dailypapers.store.queries import _with_org
 from dailypapers.store.schema import collection_items as items, collections as lists, papers
 

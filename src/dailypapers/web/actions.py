@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from dailypapers import community, jobs, throttle
+from dailypapers.collections import saved as saved_list
 from dailypapers.sources.arxiv_api import ArxivApiError, fetch_papers
 from dailypapers.store import queries
 from dailypapers.web.deps import Admin, Csrf, Db, SignedIn, render
@@ -63,7 +64,7 @@ def upvote(request: Request, paper_id: str, engine: Db, user: SignedIn) -> Respo
 
 @router.post("/papers/{paper_id:path}/save")
 def save(request: Request, paper_id: str, engine: Db, user: SignedIn) -> Response:
-    saved = _community_call(community.toggle_saved, engine, user["pk"], paper_id)
+    saved = _community_call(saved_list.toggle_saved, engine, user["pk"], paper_id)
     if wants_json(request):
         return JSONResponse({"saved": saved})
     return back(request, f"/papers/{paper_id}")

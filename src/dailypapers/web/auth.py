@@ -13,7 +13,8 @@ import smtplib
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from dailypapers import accounts, community, throttle
+from dailypapers import accounts, throttle
+from dailypapers.collections import saved as saved_list
 from dailypapers.accounts import verification
 from dailypapers.accounts import AccountError
 from dailypapers.bibtex import bibtex
@@ -201,7 +202,7 @@ def verify(request: Request, engine: Db, token: str) -> HTMLResponse:
 
 def _account_page(request: Request, engine, user: dict, status_code: int = 200,  # noqa: ANN001
                   **context) -> HTMLResponse:  # noqa: ANN003
-    context = {"saved": community.saved_papers(engine, user["pk"]), "api_token": None, "notice": None,
+    context = {"saved": saved_list.saved_papers(engine, user["pk"]), "api_token": None, "notice": None,
                "errors": {}, **context}
     return render(request, "account.html", context, status_code=status_code)
 
@@ -265,7 +266,7 @@ def revoke_token(request: Request, engine: Db, user: SignedIn) -> HTMLResponse:
 
 @router.get("/saved.bib")
 def saved_bibtex(engine: Db, user: SignedIn) -> PlainTextResponse:
-    return PlainTextResponse(bibtex(community.saved_papers(engine, user["pk"])),
+    return PlainTextResponse(bibtex(saved_list.saved_papers(engine, user["pk"])),
                              media_type="application/x-bibtex",
                              headers={"Content-Disposition": 'attachment; filename="saved-papers.bib"'})
 

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from dailypapers import community, follows, recommend
+from dailypapers.collections import saved as saved_list
 from dailypapers.bibtex import bibtex
 from dailypapers.search.backends import vectors_version
 from dailypapers.search.filters import SORTS, Filters
@@ -33,7 +34,7 @@ def decorate(engine, user: dict | None, rows: list[dict]) -> list[dict]:  # noqa
     ids = [r["id"] for r in rows]
     counts = community.comment_counts(engine, ids)
     voted = community.has_voted(engine, user["pk"] if user else None, ids)
-    saved = community.saved_ids(engine, user["pk"] if user else None, ids)
+    saved = saved_list.saved_ids(engine, user["pk"] if user else None, ids)
     dismissed = follows.dismissed_ids(engine, user["pk"] if user else None, ids)
     for r in rows:
         r |= {"num_comments": counts.get(r["id"], 0), "voted": r["id"] in voted, "saved": r["id"] in saved,
