@@ -7,15 +7,12 @@ DAILYPAPERS_SCREENSHOTS=1 (`make screenshots`).
 """
 
 import os
-import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
-import uvicorn
 from argon2 import PasswordHasher
 from playwright.sync_api import expect
 
@@ -27,6 +24,7 @@ from dailypapers.search.vectors import embed_backlog
 from dailypapers.sources.hf_daily import parse_hf_json
 from dailypapers.store.db import migrate, open_engine
 from dailypapers.web.app import create_app
+from live import free_port, serving
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -37,11 +35,6 @@ def browser_type_launch_args():
     return {"executable_path": CHROMIUM,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +72,8 @@ def live_server(tmp_path_factory, arxiv_replay):
     embed_backlog(engine, embedder)
     accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=embedder), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings, embedder=embedder), port) as url:
+        yield url
 
 
 @pytest.fixture

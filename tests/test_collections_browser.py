@@ -3,12 +3,9 @@ SQLite and PostgreSQL: a new reader makes a collection, adds a paper from its pa
 exports the collection as BibTeX and imports that file as a new collection."""
 
 import socket
-import threading
-import time
 from importlib.resources import files
 
 import pytest
-import uvicorn
 from argon2 import PasswordHasher
 
 from dailypapers import accounts
@@ -17,6 +14,7 @@ from dailypapers.ingest import ingest
 from dailypapers.search.backends import upkeep
 from dailypapers.sources.hf_daily import parse_hf_json
 from dailypapers.web.app import create_app
+from live import serving
 
 VGC = "2506.10326"
 
@@ -37,16 +35,8 @@ def live_server(engine, db_url, tmp_path, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=None), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings, embedder=None), port) as url:
+        yield url
 
 
 def test_a_reader_makes_a_collection_exports_it_and_imports_it_back(page, live_server, tmp_path):

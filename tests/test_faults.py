@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,15 +26,11 @@ from dailypapers.config import get_settings
 from dailypapers.jobs import queue
 from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.schema import paper_embeddings, papers
+from live import free_port
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PAPERS = 24  # of the bundled sample: embedded 3 per batch, a dozen seconds on a loaded 2-core machine
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Site:

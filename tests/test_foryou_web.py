@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
-import time
 from datetime import datetime
 
 import numpy as np
 import pytest
-import uvicorn
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 from sqlalchemy import func, select
-from test_browser import browser_type_launch_args, free_port  # noqa: F401 - fixture
+from test_browser import browser_type_launch_args  # noqa: F401 - fixture
 from test_mail_delivery import RUN_DAY, link, mail_settings, smtp  # noqa: F401 - fixture
 
 from dailypapers import accounts
@@ -28,9 +25,9 @@ from dailypapers.mail import subscriptions as subs
 from dailypapers.mail.digests import send_digests
 from dailypapers.search.backends import upkeep
 from dailypapers.search.vectors import embed_backlog
-from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.schema import dismissals, follows
 from dailypapers.web.app import create_app
+from live import serving
 
 TOPICS = {
     "robots": ("cs.RO", "robot grasping manipulation arm gripper"),
@@ -306,16 +303,8 @@ def live_server(engine, db_url, tmp_path):
     load(engine)
     settings = get_settings(database_url=db_url, data_dir=tmp_path, base_url=None, mail_schedule="off",
                             embedding_runtime="off")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=None), host="127.0.0.1",
-                                           port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings, embedder=None)) as url:
+        yield url
 
 
 def test_a_new_reader_follows_saves_dismisses_and_sees_for_you_with_reasons(page, live_server, engine):

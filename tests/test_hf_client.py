@@ -2,12 +2,9 @@
 every papers method it has, checking the fields it reads. Both databases."""
 
 import socket
-import threading
-import time
 from datetime import datetime
 
 import pytest
-import uvicorn
 from argon2 import PasswordHasher
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
@@ -17,6 +14,7 @@ from dailypapers.config import get_settings
 from dailypapers.domain import Author, Organization, Paper, User
 from dailypapers.ingest import ingest
 from dailypapers.web.app import create_app
+from live import serving
 
 DAY = datetime(2025, 10, 9)
 
@@ -48,16 +46,8 @@ def hub(engine, db_url, tmp_path, monkeypatch):
         port = s.getsockname()[1]
     settings = get_settings(database_url=db_url, data_dir=tmp_path, base_url=f"http://127.0.0.1:{port}",
                             embedding_runtime="off", mail_schedule="off")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=None), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield HfApi(endpoint=f"http://127.0.0.1:{port}", token=False)
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings, embedder=None), port) as url:
+        yield HfApi(endpoint=url, token=False)
 
 
 def test_list_daily_papers_with_each_parameter(hub):

@@ -9,21 +9,18 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from argon2 import PasswordHasher
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from dailypapers import accounts, community
+from dailypapers import accounts
 from dailypapers.collections import saved as saved_list
 from dailypapers.config import get_settings
 from dailypapers.domain import Author, Organization, Paper, User
@@ -32,6 +29,7 @@ from dailypapers.search.vectors import embed_backlog
 from dailypapers.store import queries
 from dailypapers.store.schema import EMBEDDING_DIM
 from dailypapers.web.app import create_app
+from live import serving
 
 BIN = Path(sys.executable).with_name("dailypapers")
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -201,16 +199,8 @@ def live(library):
         port = s.getsockname()[1]
     settings = get_settings(database_url=library["db_url"], data_dir=library["data_dir"], embedding_runtime="off",
                             mail_schedule="off", allowed_hosts="127.0.0.1,papers.test")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=None), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings, embedder=None), port) as url:
+        yield url
 
 
 def test_streamable_http(library, live):
