@@ -73,6 +73,19 @@ def citation_key(paper: dict) -> str:
     return (last or "anonymous") + (str(year) if year else "") + (words[0] if words else "")
 
 
+def citation_keys(papers: list[dict]) -> list[str]:
+    """One key per paper, in order; a key repeated within the list gets a letter: ``smith2025deepb``."""
+    keys, used = [], set()
+    for paper in papers:
+        key = base = citation_key(paper)
+        suffix = ord("b")
+        while key in used:
+            key, suffix = f"{base}{chr(suffix)}", suffix + 1
+        used.add(key)
+        keys.append(key)
+    return keys
+
+
 def bibtex(papers: list[dict]) -> str:
     """BibTeX entries for paper rows (as the store returns them), in the order given.
 
@@ -80,14 +93,8 @@ def bibtex(papers: list[dict]) -> str:
     ``eprint``, ``archivePrefix`` and ``primaryClass``. A paper whose authors are only counted gets
     ``author = {others}``. Keys repeated within the list get a letter: ``smith2025deepb``.
     """
-    entries, used = [], set()
-    for paper in papers:
-        key = base = citation_key(paper)
-        suffix = ord("b")
-        while key in used:
-            key, suffix = f"{base}{chr(suffix)}", suffix + 1
-        used.add(key)
-
+    entries = []
+    for paper, key in zip(papers, citation_keys(papers)):
         names = _author_names(paper)
         count = paper.get("num_authors") or 0
         authors = " and ".join(_bib_text(n) for n in names)

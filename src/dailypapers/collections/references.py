@@ -18,7 +18,7 @@ import rispy
 from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, ParsingFailedBlock
 from pylatexenc.latex2text import LatexNodes2Text
 
-from dailypapers.bibtex import _author_names, _categories, citation_key
+from dailypapers.bibtex import _author_names, _categories, citation_keys
 from dailypapers.community import CommunityError
 from dailypapers.domain import ARXIV_ID, RecordError, normalize_id
 
@@ -228,19 +228,6 @@ def _ris(text: str) -> list[Reference]:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _keys(rows: list[dict]) -> list[str]:
-    """Citation keys as bibtex() makes them: repeated ones get a letter."""
-    keys, used = [], set()
-    for row in rows:
-        key = base = citation_key(row)
-        suffix = ord("b")
-        while key in used:
-            key, suffix = f"{base}{chr(suffix)}", suffix + 1
-        used.add(key)
-        keys.append(key)
-    return keys
-
-
 def _split_name(name: str) -> tuple[str, str]:
     """(family, given): "Turing, Alan" and "Alan Turing" -> ("Turing", "Alan")."""
     if "," in name:
@@ -264,7 +251,7 @@ def _links(row: dict) -> tuple[str | None, str | None]:
 def ris(rows: list[dict]) -> str:
     """RIS references for paper rows, in the order given (JOUR with a journal, else a preprint)."""
     records = []
-    for key, row in zip(_keys(rows), rows):
+    for key, row in zip(citation_keys(rows), rows):
         doi, url = _links(row)
         record = {"type_of_reference": "JOUR" if row.get("journal_ref") else "GEN", "id": key,
                   "title": " ".join((row.get("title") or "").split()),
@@ -298,7 +285,7 @@ class _RisWriter(rispy.RisWriter):
 def csl_json(rows: list[dict]) -> list[dict]:
     """CSL-JSON items (citeproc, Zotero, pandoc) for paper rows, in the order given."""
     items = []
-    for key, row in zip(_keys(rows), rows):
+    for key, row in zip(citation_keys(rows), rows):
         doi, url = _links(row)
         authors = []
         for name in _author_names(row):
