@@ -7,8 +7,7 @@ table of their own in pgserver (database ``hnsw_<vectors>``; no papers: the inge
 into PostgreSQL takes ~45 min on this machine), the index as dailypapers creates it (``USING hnsw
 (vector vector_cosine_ops)``: m 16, ef_construction 64), searched as search/vectors.py does for a
 top 10 (``hnsw.ef_search`` 100, the 100 nearest, the best 10 of them) against the exact top 10 (a
-scan). Queries are drawn like the corpus (new members of the first chunk's clusters; see
-bench/search.py ``hnsw_recall_generated``).
+scan). Queries are drawn like the corpus (bench/search.py ``generated_queries``).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from pgvector.psycopg import register_vector
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from search import DIM, clustered_vectors, postgres_url  # noqa: E402
+from search import DIM, clustered_vectors, generated_queries, postgres_url  # noqa: E402
 
 EF_SEARCH = 100  # search/vectors.py: PG_MIN_EF_SEARCH, the candidates of a top 10
 
@@ -62,7 +61,7 @@ def main() -> None:
                 copy.set_types(["int4", "vector"])
                 for start in range(0, args.vectors, 20_000):
                     n = min(20_000, args.vectors - start)
-                    for i, vector in enumerate(clustered_vectors(n, rng)):
+                    for i, vector in enumerate(clustered_vectors(n, rng)[0]):
                         copy.write_row((start + i + 1, vector))
             conn.commit()
             print(f"{args.vectors:,} vectors written in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -74,12 +73,7 @@ def main() -> None:
             print(f"HNSW built in {figures['index_build_s']} s", file=sys.stderr)
             conn.execute("ANALYZE v")
             conn.commit()
-        rng = np.random.default_rng(5)
-        centres = rng.standard_normal((2000, DIM)).astype(np.float32)
-        rng = np.random.default_rng(17)
-        q = centres[rng.integers(0, len(centres), args.queries)] + 0.6 * rng.standard_normal(
-            (args.queries, DIM)).astype(np.float32)
-        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        q = generated_queries(args.queries)
         exact, exact_times = [], []
         for vector in q:
             started = time.perf_counter()
