@@ -128,7 +128,7 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     assert shown(page) == []
     page.get_by_role("button", name="Follow cs.RO").click()
     expect(page.get_by_role("button", name="Unfollow cs.RO")).to_have_text("Following")
-    page.reload()
+    page.get_by_role("link", name="Show the papers picked for you").click()
     followed = reasons(page)
     assert followed and set(followed.values()) == {"from cs.RO, which you follow"}, followed
     expect(page.get_by_role("button", name="Unfollow cs.RO")).to_be_visible()  # in "You follow"
@@ -155,6 +155,14 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     assert because_saved and "from cs.RO, which you follow" in after_saves.values(), after_saves
     assert all(any(f'"{t}"' in r for t in titles.values()) for r in because_saved.values()), because_saved
 
+    # Below the cards, more categories to follow (not the one followed already).
+    page.get_by_text("Follow more categories").click()
+    more = page.locator(".more-follows")
+    expect(more.get_by_role("button", name="Follow cs.CL")).to_be_visible()
+    assert more.get_by_role("button", name=re.compile("cs.RO")).count() == 0
+    more.get_by_role("button", name="Follow cs.CL").click()
+    expect(more.get_by_role("button", name="Unfollow cs.CL")).to_have_text("Following")
+
     # Not interested, undone, then again.
     unwanted = next(iter(because_saved))
     card = page.locator(f'[id="paper-{unwanted}"]')
@@ -168,9 +176,11 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     page.reload()
     assert unwanted not in shown(page)
     assert page.locator("article.card .because").first.is_visible()
+    expect(page.get_by_role("region", name="You follow")).to_contain_text("category: cs.RO Following category: cs.CL")
 
     # Every signal went by script, not by a page load.
     signals = [(url.removeprefix(live_server), kind) for url, kind in posts if "/signup" not in url]
+    assert [url for url, _ in signals if "follow" in url] == ["/follow", "/follow"]
     assert signals and all(kind == "fetch" for _, kind in signals), signals
     assert sum(url.endswith("/save") for url, _ in signals) == 3
     assert [url.rsplit("/", 1)[1] for url, _ in signals if "dismiss" in url] == ["dismiss", "undismiss", "dismiss"]
@@ -193,11 +203,14 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     card.get_by_role("button", name="Add", exact=True).click()
     expect(card.get_by_role("status")).to_have_text("Added to Reading group")
     page.goto(live_server + f"/papers/{LLM_RL}")
+    expect(page.get_by_role("button", name="Follow cs.AI")).to_be_visible()  # its category, followable here
     page.get_by_label("Add to").select_option(label="Reading group")
     page.get_by_role("button", name="Add", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Added to Reading group")
     assert [kind for url, kind in posts if url.endswith("/collections/add")] == ["fetch", "fetch"]
-    page.goto(collection_url)
+    page.get_by_role("link", name="Collections", exact=True).click()
+    page.get_by_role("link", name="Reading group").click()
+    assert page.url == collection_url
     in_collection = shown(page)
     assert in_collection == [first, LLM_RL], in_collection
 

@@ -21,6 +21,7 @@ document.addEventListener("submit", async (event) => {
       button.setAttribute("aria-pressed", String(data.following));
       button.setAttribute("aria-label", (data.following ? "Unfollow " : "Follow ") + button.dataset.label);
       button.textContent = data.following ? "Following" : "Follow";
+      if (data.following) document.querySelectorAll("[data-after-follow]").forEach((e) => { e.hidden = false; });
     } else if (kind === "collect") {
       const name = form.querySelector("select").selectedOptions[0].text;
       let status = form.querySelector("[role=status]");
