@@ -231,6 +231,17 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     assert [item["title"] for item in csl] == [e.fields_dict["title"].value for e in bib.entries] or len(csl) == 2
     assert "Curriculum Learning" in csl[1]["title"] and csl[1]["type"]
 
+    # A broken file is refused with a message naming the entry, and a way back to the form.
+    broken = tmp_path / "broken.bib"
+    broken.write_text("@misc{ok, title={Fine}}\n@misc{smith2020, title = {unclosed\n")
+    page.get_by_text("Import a BibTeX or RIS file").click()
+    page.get_by_label(re.compile(r"^File \(\.bib or \.ris")).set_input_files(str(broken))
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator(".message")).to_contain_text("line 2 (smith2020): this entry is not valid BibTeX")
+    errors.remove("Failed to load resource: the server responded with a status of 400 (Bad Request)")
+    page.get_by_role("link", name="Back to the form").click()
+    page.wait_for_url(collection_url)
+
     # Import a Zotero-style export: one by arXiv id, one by title, one this site lacks.
     zotero = tmp_path / "My Library.bib"
     zotero.write_text(ZOTERO)
@@ -248,4 +259,10 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     expect(page.get_by_role("status")).to_have_text("1 added.")
     page.get_by_role("link", name="Reading group").click()
     assert shown(page) == in_collection + [EARLY, OPENVLA, "1605.08386"]
+
+    # At phone width the signed-in pages hold: the header wraps instead of widening the page.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for url in (live_server + "/for-you", collection_url, live_server + f"/papers/{LLM_RL}"):
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), url
     assert errors == []
