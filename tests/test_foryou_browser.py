@@ -209,6 +209,8 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     expect(page.get_by_role("status")).to_have_text("Added to Reading group")
     assert [kind for url, kind in posts if url.endswith("/collections/add")] == ["fetch", "fetch"]
     page.get_by_role("link", name="Collections", exact=True).click()
+    expect(page.locator("ul.collections li")).to_have_text(["Saved 3 papers · private",
+                                                             "Reading group 2 papers · private"])
     page.get_by_role("link", name="Reading group").click()
     assert page.url == collection_url
     in_collection = shown(page)
@@ -266,3 +268,41 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
         page.goto(url)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), url
     assert errors == []
+
+
+def test_without_scripts_the_same_controls_post_and_come_back(page, live_server):
+    """Not interested, follow and add-to-collection are forms first: with scripts off they still work."""
+    plain = page.context.browser.new_context(java_script_enabled=False)
+    try:
+        nojs = plain.new_page()
+        nojs.goto(live_server + "/signup")
+        nojs.get_by_label("Email").fill("grace@example.org")
+        nojs.get_by_label("Username").fill("grace")
+        nojs.get_by_label("Password").fill("correct horse")
+        nojs.get_by_role("button", name="Create account").click()
+        nojs.goto(live_server + "/for-you")
+        nojs.get_by_role("button", name="Follow cs.RO").click()  # back on For you, now with papers
+        expect(nojs.get_by_role("region", name="You follow")).to_contain_text("category: cs.RO")
+        expect(nojs.locator("article.card .because").first).to_have_text("from cs.RO, which you follow")
+        unwanted = shown(nojs)[0]
+        nojs.locator(f'[id="paper-{unwanted}"]').get_by_role("button", name="Not interested").click()
+        nojs.wait_for_url(live_server + "/for-you")
+        expect(nojs.locator("article.card").first).not_to_have_id(f"paper-{unwanted}")
+        assert unwanted not in shown(nojs)
+
+        nojs.get_by_text("Follow more categories").click()
+        nojs.locator(".more-follows").get_by_role("button", name="Follow cs.CV").click()
+        expect(nojs.get_by_role("region", name="You follow")).to_contain_text("category: cs.CV")
+
+        nojs.get_by_role("link", name="Collections", exact=True).click()
+        nojs.get_by_label("Name").first.fill("Robots")
+        nojs.get_by_role("button", name="Create").click()
+        nojs.get_by_role("link", name="For you", exact=True).click()
+        wanted = shown(nojs)[0]
+        nojs.locator(f'[id="paper-{wanted}"]').get_by_role("button", name="Add", exact=True).click()
+        nojs.wait_for_url(live_server + "/for-you")
+        nojs.get_by_role("link", name="Collections", exact=True).click()
+        nojs.get_by_role("link", name="Robots").click()
+        assert shown(nojs) == [wanted]
+    finally:
+        plain.close()
