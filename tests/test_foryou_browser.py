@@ -129,6 +129,7 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     page.get_by_role("button", name="Follow cs.RO").click()
     expect(page.get_by_role("button", name="Unfollow cs.RO")).to_have_text("Following")
     page.get_by_role("link", name="Show the papers picked for you").click()
+    expect(page.locator("article.card").first).to_be_visible()
     followed = reasons(page)
     assert followed and set(followed.values()) == {"from cs.RO, which you follow"}, followed
     expect(page.get_by_role("button", name="Unfollow cs.RO")).to_be_visible()  # in "You follow"
@@ -197,6 +198,7 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
 
     # Add one paper from a For-you card and one from its page.
     page.get_by_role("link", name="For you", exact=True).click()
+    page.wait_for_url("**/for-you")
     first = shown(page)[0]
     card = page.locator(f'[id="paper-{first}"]')
     card.get_by_label(re.compile("^Collection for")).select_option(label="Reading group")
@@ -212,7 +214,7 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
     expect(page.locator("ul.collections li")).to_have_text(["Saved 3 papers · private",
                                                              "Reading group 2 papers · private"])
     page.get_by_role("link", name="Reading group").click()
-    assert page.url == collection_url
+    page.wait_for_url(collection_url)
     in_collection = shown(page)
     assert in_collection == [first, LLM_RL], in_collection
 
@@ -225,13 +227,17 @@ def test_a_new_reader_from_sign_up_to_for_you_collections_export_and_import(page
         download.value.save_as(downloads[label])
     assert sorted(p.name for p in downloads.values()) == ["reading-group.bib", "reading-group.json",
                                                           "reading-group.ris"]
-    bib = bibtexparser.parse_string(downloads["BibTeX"].read_text())
-    assert [e.fields_dict["eprint"].value for e in bib.entries] == in_collection
+    bib = bibtexparser.parse_string(downloads["BibTeX"].read_text()).entries
     ris = rispy.loads(downloads["RIS"].read_text())
-    assert len(ris) == 2 and ris[1]["type_of_reference"] and "Curriculum Learning" in ris[1]["title"]
     csl = json.loads(downloads["CSL-JSON"].read_text())
-    assert [item["title"] for item in csl] == [e.fields_dict["title"].value for e in bib.entries] or len(csl) == 2
-    assert "Curriculum Learning" in csl[1]["title"] and csl[1]["type"]
+    assert [e["eprint"] for e in bib] == in_collection and [e["archivePrefix"] for e in bib] == ["arXiv"] * 2
+    assert [r["urls"] for r in ris] == [[f"https://arxiv.org/abs/{p}"] for p in in_collection]
+    assert [c["URL"] for c in csl] == [f"https://arxiv.org/abs/{p}" for p in in_collection]
+    keys, titles = [e.key for e in bib], [e["title"] for e in bib]  # one key and title per paper in all three
+    assert [r["id"] for r in ris] == keys == [c["id"] for c in csl]
+    assert [r["title"] for r in ris] == titles == [c["title"] for c in csl]
+    assert titles[1] == "CLPO: Curriculum Learning meets Policy Optimization for LLM Reasoning"
+    assert ris[1]["authors"][0] == "Zhang, Shijie" and csl[1]["author"][0] == {"family": "Zhang", "given": "Shijie"}
 
     # A broken file is refused with a message naming the entry, and a way back to the form.
     broken = tmp_path / "broken.bib"
@@ -298,11 +304,13 @@ def test_without_scripts_the_same_controls_post_and_come_back(page, live_server)
         nojs.get_by_label("Name").first.fill("Robots")
         nojs.get_by_role("button", name="Create").click()
         nojs.get_by_role("link", name="For you", exact=True).click()
+        nojs.wait_for_url("**/for-you")
         wanted = shown(nojs)[0]
         nojs.locator(f'[id="paper-{wanted}"]').get_by_role("button", name="Add", exact=True).click()
         nojs.wait_for_url(live_server + "/for-you")
         nojs.get_by_role("link", name="Collections", exact=True).click()
         nojs.get_by_role("link", name="Robots").click()
+        nojs.wait_for_url(re.compile(r"/collections/\d+$"))
         assert shown(nojs) == [wanted]
     finally:
         plain.close()
