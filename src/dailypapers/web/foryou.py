@@ -121,9 +121,12 @@ def for_you_page(request: Request, engine, user: dict) -> HTMLResponse:  # noqa:
     cards = decorate(engine, user, [
         rows[r.paper_id] | {"because": r.because, "because_paper_id": r.because_paper_id}
         for r in found if r.paper_id in rows])
-    categories = follows.category_counts(engine)[:ONBOARDING_CATEGORIES] if not cards else []
+    followed = follows.following(engine, user["pk"])
+    categories = follows.category_counts(engine)[:ONBOARDING_CATEGORIES]
+    if cards:  # below the cards: the categories not followed yet, to widen what is picked
+        categories = [(code, n) for code, n in categories if code not in followed.get("category", ())]
     return render(request, "foryou.html", {"papers": cards, "started": started, "categories": categories,
-                                           "followed": follows.following(engine, user["pk"])})
+                                           "followed": followed})
 
 
 @router.get("/for-you", response_class=HTMLResponse)

@@ -1,4 +1,5 @@
-// Follow / unfollow and "not interested" / undo without a page load; without scripts the forms still post.
+// Follow / unfollow, "not interested" / undo and "add to collection" without a page load; without
+// scripts the forms still post.
 document.addEventListener("submit", async (event) => {
   const form = event.target;
   const kind = form.dataset.signal;
@@ -20,6 +21,17 @@ document.addEventListener("submit", async (event) => {
       button.setAttribute("aria-pressed", String(data.following));
       button.setAttribute("aria-label", (data.following ? "Unfollow " : "Follow ") + button.dataset.label);
       button.textContent = data.following ? "Following" : "Follow";
+      if (data.following) document.querySelectorAll("[data-after-follow]").forEach((e) => { e.hidden = false; });
+    } else if (kind === "collect") {
+      const name = form.querySelector("select").selectedOptions[0].text;
+      let status = form.querySelector("[role=status]");
+      if (!status) {
+        status = document.createElement("span");
+        status.className = "collected";
+        status.setAttribute("role", "status");
+        form.append(" ", status);
+      }
+      status.textContent = (data.added ? "Added to " : "Already in ") + name;
     } else {
       form.action = form.action.replace(/\/(un)?dismiss$/, data.dismissed ? "/undismiss" : "/dismiss");
       form.closest(".card")?.classList.toggle("dismissed", data.dismissed);
