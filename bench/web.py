@@ -61,8 +61,12 @@ def prepare(workdir: Path, papers: int, database: str) -> tuple[str, list[str]]:
         day = "timestamp '2025-10-10' - (pk / 20 % 100) * interval '1 day'"
     else:
         engine, *_ = search_bench.build(workdir, papers, embedder.name)
-        day = "datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days')"
+        # As SQLAlchemy stores a DateTime on SQLite (with microseconds): its comparisons are of text.
+        day = "datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days') || '.000000'"
     with engine.begin() as conn:  # put 20 papers a day on the feed, for 100 days
+        if database == "sqlite":  # days written by an earlier version without them matched no feed query
+            conn.execute(text("UPDATE papers SET submitted_on_daily_at = submitted_on_daily_at || '.000000' "
+                              "WHERE length(submitted_on_daily_at) = 19"))
         conn.execute(text(  # text(): its % reach psycopg escaped
             f"UPDATE papers SET submitted_on_daily_at = {day}, "
             "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL"))
