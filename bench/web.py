@@ -5,7 +5,7 @@
 
 Uses the generated corpus of bench/search.py (built there if missing, with feed days added here),
 serves it with `dailypapers serve` in its own process, and loads /, a paper page and /search?q=...
-in turn for a fixed time each, from wrk (`apt-get install wrk`; C, one thread, so the server gets most of
+in turn for a fixed time each (and / rendered afresh for each request: /?r=<n>, never kept), from wrk (`apt-get install wrk`; C, one thread, so the server gets most of
 the two cores) or, without it or with --client python, an asyncio client in another process. The
 floor beside them is /static/app.css: the same server and client, with no database and no template.
 --database postgresql serves the same corpus from PostgreSQL (pgserver under the work dir, the
@@ -61,8 +61,12 @@ def prepare(workdir: Path, papers: int, database: str) -> tuple[str, list[str]]:
         day = "timestamp '2025-10-10' - (pk / 20 % 100) * interval '1 day'"
     else:
         engine, *_ = search_bench.build(workdir, papers, embedder.name)
-        day = "datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days')"
+        # As SQLAlchemy stores a DateTime on SQLite (with microseconds): its comparisons are of text.
+        day = "datetime('2025-10-10', '-' || (pk / 20 % 100) || ' days') || '.000000'"
     with engine.begin() as conn:  # put 20 papers a day on the feed, for 100 days
+        if database == "sqlite":  # days written by an earlier version without them matched no feed query
+            conn.execute(text("UPDATE papers SET submitted_on_daily_at = submitted_on_daily_at || '.000000' "
+                              "WHERE length(submitted_on_daily_at) = 19"))
         conn.execute(text(  # text(): its % reach psycopg escaped
             f"UPDATE papers SET submitted_on_daily_at = {day}, "
             "upvotes = pk % 37 WHERE pk % 50 = 0 AND submitted_on_daily_at IS NULL"))
@@ -166,6 +170,8 @@ def run(args, database: str) -> dict:  # noqa: ANN001
         paths = {
             "static_floor": ["/static/app.css"],
             "home": ["/"],
+            # The same page rendered each time: no two URLs alike, so no kept page serves (web/pagecache.py).
+            "home_rendered": [f"/?r={i}" for i in range(50_000)],
             "paper": [f"/papers/{paper_id}" for paper_id in paper_ids],
             "search": [f"/search?{urlencode({'q': q})}" for q in SEARCHES],
         }

@@ -279,3 +279,57 @@ def lock_key(conn: Connection, key: str) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
+# What an anonymous reader's page shows changes with these tables (papers and their votes, comments,
+# organizations, the names and avatars of users): each write raises the counter "pages" in the
+# writer's own transaction, whatever code writes (web, CLI, jobs on any machine), so a page cached at
+# a value is current as long as the value is (web/pagecache.py). SQLite: once per row. PostgreSQL:
+# once per transaction (the row stays locked to its end anyway), before the statement's first row, so
+# every writer takes the counter's lock before any row lock (a vote that locked its paper first could
+# otherwise wait for an ingest that holds the counter and then wants that paper: a deadlock).
+PAGE_TABLES = {"papers": "INSERT OR UPDATE OR DELETE", "comments": "INSERT OR UPDATE OR DELETE",
+               "organizations": "INSERT OR UPDATE OR DELETE",
+               "users": "UPDATE OF username, fullname, avatar_url OR DELETE"}
+_BUMP = "UPDATE counters SET value = value + 1 WHERE name = 'pages'"
+_PAGES_CHANGED = f"""CREATE OR REPLACE FUNCTION dailypapers_pages_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('dailypapers.pages_changed', true) IS DISTINCT FROM txid_current()::text THEN
+        {_BUMP};
+        PERFORM set_config('dailypapers.pages_changed', txid_current()::text, true);
+    END IF;
+    RETURN NULL;
+END $$"""
+
+
+def _sqlite_page_triggers() -> list[tuple[str, str]]:
+    """(name, event) for SQLite, which has one event per trigger."""
+    out = []
+    for table, events in PAGE_TABLES.items():
+        for event_ in events.split(" OR "):
+            out.append((f"pages_{table}_{event_.split()[0].lower()}", f"{event_} ON {table}"))
+    return out
+
+
+def create_page_triggers(conn: Connection) -> None:
+    """The counter "pages" and the triggers that raise it (migration 0011)."""
+    conn.execute(text("INSERT INTO counters (name, value) VALUES ('pages', 0)"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(_PAGES_CHANGED))
+        for table, events in PAGE_TABLES.items():
+            conn.execute(text(f"CREATE TRIGGER pages_changed BEFORE {events} ON {table} "
+                              "FOR EACH STATEMENT EXECUTE FUNCTION dailypapers_pages_changed()"))
+        return
+    for name, on in _sqlite_page_triggers():
+        conn.execute(text(f"CREATE TRIGGER {name} AFTER {on} BEGIN {_BUMP}; END"))
+
+
+def drop_page_triggers(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        for table in PAGE_TABLES:
+            conn.execute(text(f"DROP TRIGGER IF EXISTS pages_changed ON {table}"))
+        conn.execute(text("DROP FUNCTION IF EXISTS dailypapers_pages_changed()"))
+    else:
+        for name, _ in _sqlite_page_triggers():
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    conn.execute(text("DELETE FROM counters WHERE name = 'pages'"))

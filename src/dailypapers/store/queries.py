@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from dailypapers.store.backend import has_author, in_list
-from dailypapers.store.schema import organizations, papers, users
+from dailypapers.store.schema import counters, organizations, papers, users
 
 visible = papers.c.hidden.is_(False)
 
@@ -27,6 +27,19 @@ def stats(engine: Engine) -> dict:
             "users": count(select(func.count()).select_from(users)),
             "database": engine.url.render_as_string(hide_password=True),
         }
+
+
+# Both only grow: "pages" with every write to what a page shows (migration 0011), the embeddings' seq
+# with every embedding written (similar papers). Their sum changes whenever either does.
+_PAGES_VERSION = select(func.coalesce(func.sum(counters.c.value), 0)).where(
+    counters.c.name.in_(("pages", "paper_embeddings.seq")))
+
+
+def pages_version(engine: Engine) -> int:
+    """A number that grows with every committed change to what a reader who is not signed in sees
+    (one read of two rows by primary key): the key of cached pages."""
+    with engine.connect() as conn:
+        return conn.execute(_PAGES_VERSION).scalar_one()
 
 
 def latest_daily_date(engine: Engine) -> date | None:

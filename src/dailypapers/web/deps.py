@@ -121,9 +121,12 @@ Csrf = Depends(check_csrf)
 
 
 def render(request: Request, template: str, context: dict | None = None, status_code: int = 200) -> HTMLResponse:
-    context = {"user": current_user(request), "csrf_token": csrf_token(request), **(context or {})}
+    # A page rendered to be kept (web/pagecache.py) carries a placeholder, each copy served its reader's token.
+    kept = getattr(request.state, "page_token", None)
+    context = {"user": current_user(request), "csrf_token": kept or csrf_token(request), **(context or {})}
     response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
-    set_csrf_cookie(request, response)
+    if kept is None:
+        set_csrf_cookie(request, response)
     return response
 
 

@@ -21,6 +21,7 @@ from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
 from dailypapers.web.inputs import NoNul
+from dailypapers.web.pagecache import kept
 from dailypapers.web.periods import Period, PeriodError
 
 router = APIRouter(dependencies=[NoNul])
@@ -72,6 +73,7 @@ def feed_page(request: Request, engine, user, period: Period | None) -> HTMLResp
 
 
 @router.get("/", response_class=HTMLResponse)
+@kept
 def home(request: Request, engine: Db, user: User) -> HTMLResponse:
     """The For-you page for a signed-in reader who has signals; the latest day's feed otherwise."""
     if user is not None and not request.query_params and recommend.has_signals(engine, user["pk"]):
@@ -82,27 +84,32 @@ def home(request: Request, engine: Db, user: User) -> HTMLResponse:
 
 
 @router.get("/daily", response_class=HTMLResponse)
+@kept
 def daily(request: Request, engine: Db, user: User) -> HTMLResponse:
     """The latest day's feed, for everyone (the daily tab)."""
     return feed_page(request, engine, user, None)
 
 
 @router.get("/papers/date/{value}", response_class=HTMLResponse)
+@kept
 def by_day(request: Request, value: str, engine: Db, user: User) -> HTMLResponse:
     return feed_page(request, engine, user, _period("date", value))
 
 
 @router.get("/papers/week/{value}", response_class=HTMLResponse)
+@kept
 def by_week(request: Request, value: str, engine: Db, user: User) -> HTMLResponse:
     return feed_page(request, engine, user, _period("week", value))
 
 
 @router.get("/papers/month/{value}", response_class=HTMLResponse)
+@kept
 def by_month(request: Request, value: str, engine: Db, user: User) -> HTMLResponse:
     return feed_page(request, engine, user, _period("month", value))
 
 
 @router.get("/trending", response_class=HTMLResponse)
+@kept
 def trending(request: Request, engine: Db, user: User) -> HTMLResponse:
     rows = queries.trending(engine, limit=PAGE_SIZE)
     return render(request, "trending.html", {"papers": decorate(engine, user, rows)})
@@ -233,7 +240,8 @@ def comments_page_number(request: Request, count: int) -> int:
 def paper_context(request: Request, engine, user: dict | None, row: dict,  # noqa: ANN001
                   page: int = 1) -> dict:
     """What paper.html shows: the paper, one page of its comments, similar papers, BibTeX."""
-    decorate(engine, user, [row])
+    if "num_comments" not in row:  # the paper page has it already
+        decorate(engine, user, [row])
     count = row["num_comments"]
 
     def page_url(n: int) -> str:
@@ -249,6 +257,7 @@ def paper_context(request: Request, engine, user: dict | None, row: dict,  # noq
 
 
 @router.get("/papers/{paper_id:path}", response_class=HTMLResponse)
+@kept
 def paper_page(request: Request, paper_id: str, engine: Db, user: User) -> Response:
     if paper_id.endswith((".bib", ".md")):
         stem, kind = paper_id.rsplit(".", 1)
@@ -261,12 +270,13 @@ def paper_page(request: Request, paper_id: str, engine: Db, user: User) -> Respo
     row = queries.paper(engine, paper_id, include_hidden=bool(user and user["is_admin"]))
     if row is None:
         raise HTTPException(404, f"There is no paper {paper_id[:80]!r} here. Submit it by its arXiv id?")
-    count = community.comment_counts(engine, [paper_id])[paper_id]
+    decorate(engine, user, [row])
     return render(request, "paper.html",
-                  paper_context(request, engine, user, row, comments_page_number(request, count)))
+                  paper_context(request, engine, user, row, comments_page_number(request, row["num_comments"])))
 
 
 @router.get("/orgs/{name}", response_class=HTMLResponse)
+@kept
 def organization_page(request: Request, name: str, engine: Db, user: User) -> HTMLResponse:
     org = queries.organization(engine, name)
     if org is None:
