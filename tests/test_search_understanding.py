@@ -162,3 +162,24 @@ def test_the_cli_ranks_the_same(corpus, db_url, tmp_path):
                               text=True, env=env, timeout=300)
     found = {r["id"] for r in json.loads(robotics.stdout)["results"]}
     assert "2410.02477" in found and found <= ROBOTICS
+
+
+# --- a pasted abstract ----------------------------------------------------------------------------
+
+
+def test_a_pasted_abstract_is_searched_by_its_most_telling_words(corpus):
+    from dailypapers.search.fulltext import MAX_QUERY_TERMS, STOP_WORDS, _weighted_tokens, open_fulltext
+    from dailypapers.search.query import _words
+    from dailypapers.store.queries import paper
+
+    abstract = paper(corpus, "2402.15567")["summary"]
+    query = parse_query(abstract)
+    counts = dict(query.counts)
+    assert sum(counts.values()) == len(_words(query.raw)) and counts["unsupervised"] == 4  # every word, counted
+    with corpus.connect() as conn:
+        index = open_fulltext(conn)
+        weighted = dict(_weighted_tokens(index, query))
+    assert len(weighted) == MAX_QUERY_TERMS < len({w for w in counts if w not in STOP_WORDS})
+    assert weighted[index.tokens("unsupervised")[0]] == 4.0  # weighed by its count
+    assert not {t for w in STOP_WORDS for t in index.tokens(w)} & set(weighted)
+    assert ids(search(corpus, abstract, mode="text"))[0] == "2402.15567"  # the paper itself, by its words

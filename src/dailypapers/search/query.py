@@ -45,6 +45,9 @@ class Query:
     arxiv_id: str | None = None  # the whole query is an arXiv id or URL (without version)
     raw: str = ""  # the cleaned query text
     meaning: str = ""  # what the embedding reads: the text without its categories (filters, not meaning)
+    # Every free word with how often it was typed (beyond MAX_QUERY_PARTS too): a pasted abstract's
+    # words are weighed by these (fulltext.py).
+    counts: tuple[tuple[str, int], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -139,11 +142,17 @@ def _parse(cleaned: str) -> Query:
     kinds = ("terms", "phrases", "excluded", "authors", "categories")
     parts: dict[str, dict[str, None]] = {k: {} for k in kinds}  # ordered sets
 
+    counts: dict[str, int] = {}
     filters: list[tuple[int, int]] = []  # where the categories are: not read by the embedding
 
     def add(kind: str, value: str) -> None:
         if sum(map(len, parts.values())) < MAX_QUERY_PARTS:
             parts[kind][value] = None
+
+    def free(words: list[str]) -> None:
+        for word in words:
+            add("terms", word)
+            counts[word] = counts.get(word, 0) + 1
 
     for m in _TOKEN.finditer(cleaned):
         minus, prefix, quoted, bare = m.groups()
@@ -156,8 +165,7 @@ def _parse(cleaned: str) -> Query:
                 add("categories", category)
                 filters.append(m.span())
             elif not category:  # not a category after all: its words are free words
-                for word in words:
-                    add("terms", word)
+                free(words)
             continue  # "-cat:x" excludes nothing (Filters has no negative categories)
         if not words:
             continue
@@ -171,8 +179,7 @@ def _parse(cleaned: str) -> Query:
         elif quoted is not None:
             add("phrases", " ".join(words))
         else:
-            for word in words:
-                add("terms", word)
+            free(words)
     return Query(
         terms=tuple(parts["terms"]),
         phrases=tuple(parts["phrases"]),
@@ -181,4 +188,5 @@ def _parse(cleaned: str) -> Query:
         categories=tuple(parts["categories"]),
         raw=cleaned,
         meaning=_without(cleaned, filters),
+        counts=tuple(counts.items()),
     )
