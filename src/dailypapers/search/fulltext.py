@@ -21,6 +21,7 @@ machine's data dir (``open_engine(url, data_dir=...)``), fed from the shared pap
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -298,6 +299,10 @@ class Following:
 # --- searching ----------------------------------------------------------------------------------------
 
 AUTHORS_BOOST = 0.5  # an author's name in a free-word query counts, below the text's words
+# A long query (a pasted abstract: "more like this") is searched by its most telling words, as Lucene's
+# MoreLikeThis does: each word weighed by how often the query has it, the 25 with the highest
+# count x idf kept (docs/search.md, "Long queries").
+MAX_QUERY_TERMS = 25
 FILTER_ROUNDS = 3  # candidate rounds (x8 each) checked against the filters before pre-filtering
 
 # Words too common to select anything: matching them would score nearly every paper and does not
@@ -325,17 +330,36 @@ def _words_query(index: FullTextIndex, words: str, fields: tuple[str, ...]) -> t
         [(_Occur.Should, q) for q in per_field])
 
 
+def _weighted_tokens(index: FullTextIndex, query: Query) -> list[tuple[str, float]]:
+    """The free words' tokens, each weighed by how often the query has it; of more than
+    MAX_QUERY_TERMS, those with the highest count x idf (common English words left out)."""
+    if not query.terms:
+        return []
+    counts = dict(query.counts) or dict.fromkeys(query.terms, 1)
+    words = [w for w in counts if w not in STOP_WORDS] or list(counts)
+    tf: dict[str, int] = {}
+    for word in words:
+        for token in index.tokens(word):
+            tf[token] = tf.get(token, 0) + counts[word]
+    if len(tf) > MAX_QUERY_TERMS:
+        searcher = index._current()[0]
+        n = searcher.num_docs
+        idf = {t: math.log(1 + (n - (df := searcher.doc_freq("text", t)) + 0.5) / (df + 0.5)) for t in tf}
+        tf = dict(sorted(tf.items(), key=lambda kv: kv[1] * idf[kv[0]], reverse=True)[:MAX_QUERY_TERMS])
+    return [(token, float(n)) for token, n in tf.items()]
+
+
 def build_query(index: FullTextIndex, query: Query) -> tantivy.Query | None:
     """(any free word) AND every phrase AND every author, NOT any exclusion; None: nothing to find.
 
     Queries are built from tokens, never parsed: nothing a user types is syntax here.
     """
-    terms = [t for t in query.terms if t not in STOP_WORDS] or list(query.terms)
     should = []
-    for token in dict.fromkeys(tok for t in terms for tok in index.tokens(t)):
-        should.append((_Occur.Should, tantivy.Query.term_query(index.schema, "text", token)))
+    for token, weight in _weighted_tokens(index, query):
         should.append((_Occur.Should, tantivy.Query.boost_query(
-            tantivy.Query.term_query(index.schema, "authors", token), AUTHORS_BOOST)))
+            tantivy.Query.term_query(index.schema, "text", token), weight)))
+        should.append((_Occur.Should, tantivy.Query.boost_query(
+            tantivy.Query.term_query(index.schema, "authors", token), AUTHORS_BOOST * weight)))
     must = [q for p in query.phrases if (q := _words_query(index, p, FIELDS))]
     must += [q for a in query.authors if (q := _words_query(index, a, ("authors",)))]
     if len(must) < len(query.phrases) + len(query.authors):

@@ -9,6 +9,9 @@ scaling, a side whose scores are flat (a pasted abstract sharing words with ever
 dominate, whatever the query's or the documents' length. One formula for every collection: tuned on
 SciFact's train split and checked on every set and variant in bench/quality.py (docs/search.md).
 
+A stored author's name typed as free words puts that author's papers first (search/understand.py),
+ahead of every other result and in their fused order among themselves; the rest stay as they were.
+
 A paper matches when the text side finds it or its cosine reaches SIMILARITY_FLOOR; ``total`` counts
 those. Nothing matching leaves ``hits`` empty and puts the nearest by meaning in ``nearest``.
 
@@ -34,6 +37,7 @@ from dailypapers.search.filters import SORTS, Filters, statement_for
 from dailypapers.search.highlight import highlight
 from dailypapers.search.query import Query, parse_query
 from dailypapers.search.text import text_search
+from dailypapers.search.understand import typed_authors
 from dailypapers.store.backend import in_list
 from dailypapers.store.schema import organizations, paper_embeddings, papers
 
@@ -74,6 +78,7 @@ class SearchPage:
     missing_id: str | None = None  # the query was an arXiv id/URL of a paper that is not stored
     nearest: list[Hit] = field(default_factory=list)  # nothing matches: the closest by meaning anyway
     more: bool = False  # a side's candidate list was full: more papers than ``total`` may match
+    authors: tuple[str, ...] = ()  # authors named in the query (without author:), whose papers come first
 
     @property
     def blank(self) -> bool:
@@ -107,8 +112,13 @@ def fuse(c: "Candidates", mode: Mode, dense_weight: float = DENSE_WEIGHT,
         return fused
     t, t_floor = _standardized(text, TEXT_SPREAD)
     d, d_floor = _standardized(dense, CANDIDATES)
-    return {pk: dense_weight * d.get(pk, d_floor) + (1.0 - dense_weight) * t.get(pk, t_floor)
-            + phrase_bonus * (pk in c.phrase) for pk in set(t) | set(d)}
+    fused = {pk: dense_weight * d.get(pk, d_floor) + (1.0 - dense_weight) * t.get(pk, t_floor)
+             + phrase_bonus * (pk in c.phrase) for pk in set(t) | set(d) | c.author}
+    if c.author:  # a named author's papers first: lifted above every other score, in their order
+        lift = max(fused.values()) - min(fused.values()) + 1.0
+        for pk in c.author:
+            fused[pk] += lift
+    return fused
 
 
 _WORD = re.compile(r"\w+")
@@ -134,6 +144,8 @@ class Candidates:
     pks: set[int]  # the candidates that match (a lexical match or a cosine above the floor)
     phrase: set[int] = field(default_factory=set)  # candidates with the query's words side by side
     more: bool = False  # a side's list was full: more papers may match than were gathered
+    author: set[int] = field(default_factory=set)  # papers of an author the query names: they come first
+    authors: tuple[str, ...] = ()  # those authors' names, as stored
 
 
 @lru_cache(maxsize=1024)  # the next page, another sort or filter reuse the query's embedding
@@ -179,7 +191,7 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
     rows = _Rows(conn, filters, embedder.name if embedder is not None else None, sort)
     vector = None
     if embedder is not None and mode != "text" and (query.terms or query.phrases):
-        vector = query_vector(embedder, query.raw)
+        vector = query_vector(embedder, query.meaning or query.raw)
 
     def dense_side(checked: Callable[[list[int]], set[int]]) -> dict[int, float]:
         if vector is None:
@@ -202,7 +214,8 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
         if len(rows.passing(text)) < len(text):
             text = text_side(rows.passing)
     near = dict(dense)  # the vector side's own list, before text-only candidates join it
-    missing = [pk for pk in text if pk not in dense]
+    names, author = typed_authors(conn, query, filters, wanted, rows.passing) if mode == "hybrid" else ((), set())
+    missing = [pk for pk in set(text) | author if pk not in dense]
     if vector is not None and missing:  # text-only candidates get their cosine too
         dense.update(similarities(conn, vector, sorted(rows.with_vector(missing)), embedder.name, present=True))
     if not query.terms and not query.phrases and not query.authors and not text:
@@ -213,19 +226,19 @@ def _gather(conn, query: Query, filters: Filters, embedder, mode: Mode, wanted: 
     # What matches: a lexical match, or a neighbour by meaning above the floor (the other modes are
     # the benchmarks' baselines: they rank every candidate).
     floor = SIMILARITY_FLOOR if mode == "hybrid" else float("-inf")
-    pks = set(text) | {pk for pk, s in dense.items() if s >= floor}
+    pks = set(text) | author | {pk for pk, s in dense.items() if s >= floor}
     more = len(text) >= wanted or (len(near) >= wanted and min(near.values()) >= floor)
-    sort_keys = {pk: rows.rows[pk] for pk in rows.passing(set(text) | set(dense))}
+    sort_keys = {pk: rows.rows[pk] for pk in rows.passing(set(text) | set(dense) | author)}
     if query.phrases or query.authors or query.excluded:
         # Required words were asked for: only the text side's candidates qualify.
         dense = {pk: s for pk, s in dense.items() if pk in text}
-        pks = set(text)
+        pks, author = set(text), author & set(text)
         more = len(text) >= wanted
     phrase: set[int] = set()
     if mode == "hybrid" and 2 <= len(query.terms) <= MAX_PHRASE_WORDS and not query.phrases:
         adjacent = replace(query, phrases=(" ".join(query.terms),), terms=())
         phrase = {h.pk for h in text_search(conn, adjacent, filters, wanted, rows.passing)} & pks
-    return Candidates(text, dense, sort_keys, pks, phrase, more)
+    return Candidates(text, dense, sort_keys, pks, phrase, more, author, names if author else ())
 
 
 def search(
@@ -277,6 +290,7 @@ def search(
     page.hits = [hit(pk) for pk in ordered if pk in shown]
     page.nearest = [hit(pk) for pk in near if pk in shown]
     page.total, page.more = len([pk for pk in pks if pk in rows]), found.more
+    page.authors = found.authors
     return page
 
 

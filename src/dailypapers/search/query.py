@@ -5,6 +5,8 @@
     -survey  -"large language"  excluded: no result contains it
     author:lovelace  author:"jan de vries"   required, in the author names
     cat:cs.LG  cat:cs          categories (the caller moves them into ``Filters.categories``)
+    cs.RO  hep-th  q-fin.PM    a real arXiv category typed bare is ``cat:`` too (not "cs" or "math" alone:
+                               those are words)
     2104.12255, arXiv:2104.12255v2, https://arxiv.org/abs/2104.12255   the whole query is one paper
 
 ``parse_query`` never raises and never passes syntax through: what the databases receive is built
@@ -42,6 +44,10 @@ class Query:
     categories: tuple[str, ...] = ()  # cat:cs.LG cat:cs, spelled as arXiv does (cs.LG, cond-mat.str-el)
     arxiv_id: str | None = None  # the whole query is an arXiv id or URL (without version)
     raw: str = ""  # the cleaned query text
+    meaning: str = ""  # what the embedding reads: the text without its categories (filters, not meaning)
+    # Every free word with how often it was typed (beyond MAX_QUERY_PARTS too): a pasted abstract's
+    # words are weighed by these (fulltext.py).
+    counts: tuple[tuple[str, int], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -101,6 +107,26 @@ def _category(value: str) -> str | None:
     return f"{archive}.{subject.upper() if len(subject) == 2 else subject}"
 
 
+def _bare_category(value: str) -> str | None:
+    """A bare word that is a real arXiv category with a dot or a dash (cs.RO, hep-th, cond-mat.str-el),
+    closing punctuation aside; None otherwise ("cs", "math" and "self-supervised" stay words)."""
+    from dailypapers.follows.taxonomy import CATEGORIES  # here: follows/ imports ingest, which imports this
+
+    value = value.rstrip(".,;:")
+    if "." not in value and "-" not in value:
+        return None
+    category = _category(value)
+    return category if category in CATEGORIES else None
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with the spans cut out (one space between what is left)."""
+    if not spans:
+        return text
+    bounds = [0, *(i for span in spans for i in span), len(text)]
+    return " ".join(" ".join(text[a:b] for a, b in zip(bounds[::2], bounds[1::2])).split())
+
+
 def parse_query(raw: str) -> Query:
     """Read what a user typed into a Query. Never raises, whatever the input."""
     try:
@@ -116,9 +142,17 @@ def _parse(cleaned: str) -> Query:
     kinds = ("terms", "phrases", "excluded", "authors", "categories")
     parts: dict[str, dict[str, None]] = {k: {} for k in kinds}  # ordered sets
 
+    counts: dict[str, int] = {}
+    filters: list[tuple[int, int]] = []  # where the categories are: not read by the embedding
+
     def add(kind: str, value: str) -> None:
         if sum(map(len, parts.values())) < MAX_QUERY_PARTS:
             parts[kind][value] = None
+
+    def free(words: list[str]) -> None:
+        for word in words:
+            add("terms", word)
+            counts[word] = counts.get(word, 0) + 1
 
     for m in _TOKEN.finditer(cleaned):
         minus, prefix, quoted, bare = m.groups()
@@ -129,21 +163,23 @@ def _parse(cleaned: str) -> Query:
             category = _category(value.strip())
             if category and not minus:
                 add("categories", category)
+                filters.append(m.span())
             elif not category:  # not a category after all: its words are free words
-                for word in words:
-                    add("terms", word)
+                free(words)
             continue  # "-cat:x" excludes nothing (Filters has no negative categories)
         if not words:
             continue
-        if minus:
+        if not (minus or kind or quoted is not None) and (category := _bare_category(value)):
+            add("categories", category)
+            filters.append(m.span())
+        elif minus:
             add("excluded", " ".join(words))
         elif kind == "author":
             add("authors", " ".join(words))
         elif quoted is not None:
             add("phrases", " ".join(words))
         else:
-            for word in words:
-                add("terms", word)
+            free(words)
     return Query(
         terms=tuple(parts["terms"]),
         phrases=tuple(parts["phrases"]),
@@ -151,4 +187,6 @@ def _parse(cleaned: str) -> Query:
         authors=tuple(parts["authors"]),
         categories=tuple(parts["categories"]),
         raw=cleaned,
+        meaning=_without(cleaned, filters),
+        counts=tuple(counts.items()),
     )
