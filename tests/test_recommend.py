@@ -228,3 +228,59 @@ def test_the_api_gives_a_readers_recommendations_with_their_api_token(corpus, db
         assert items[0]["because"].startswith('because you saved "proteins study 3')
         assert client.get("/api/recommendations?limit=0",
                           headers={"Authorization": f"Bearer {token}"}).status_code in (400, 422)
+
+
+def paper_pk(engine, paper_id: str) -> int:  # noqa: ANN001
+    from dailypapers.store.schema import papers
+
+    with engine.connect() as conn:
+        return conn.execute(select(papers.c.pk).where(papers.c.id == paper_id)).scalar_one()
+
+
+def ids_of(engine, pks: list[int]) -> list[str]:  # noqa: ANN001
+    from dailypapers.store.schema import papers
+
+    with engine.connect() as conn:
+        ids = dict(conn.execute(select(papers.c.pk, papers.c.id).where(papers.c.pk.in_(pks))).all())
+    return [ids[pk] for pk in pks]
+
+
+def test_similar_papers_are_the_nearest_then_what_the_papers_readers_also_saved(corpus):  # noqa: ANN001
+    viewed = paper_pk(corpus, pid("robots", 0))
+    alone = ids_of(corpus, recommend.similar_to(corpus, viewed, 5))
+    assert len(alone) == 5 and {topic_of(p) for p in alone} == {"robots"} and pid("robots", 0) not in alone
+    assert recommend.similar_to(corpus, viewed, 5) == recommend.similar_to(corpus, viewed, 5)  # the cache
+    before = ids_of(corpus, recommend.similar_to(corpus, viewed, 8))  # the 7 other robots papers, then one
+    assert pid("language", 5) not in before
+
+    # A reader saves the viewed paper beside a language paper: it comes right after the paper's own
+    # topic at once (the cache is keyed by the versions of the paper's readers).
+    saved(corpus, reader(corpus), pid("robots", 0), pid("language", 5))
+    lifted = ids_of(corpus, recommend.similar_to(corpus, viewed, 8))
+    assert lifted[:7] == before[:7] and lifted[7] == pid("language", 5)
+    # Another reader of the paper saves more: their library is read by the walk, recomputed at once.
+    other = reader(corpus, "other")
+    saved(corpus, other, pid("robots", 0))
+    assert pid("proteins", 2) not in ids_of(corpus, recommend.similar_to(corpus, viewed, 9))
+    saved(corpus, other, pid("proteins", 2))
+    assert set(ids_of(corpus, recommend.similar_to(corpus, viewed, 9))[7:]) == {pid("language", 5), pid("proteins", 2)}
+    assert recommend.similar_to(corpus, viewed + 10_000, 5) == []  # no such paper
+
+
+def test_the_paper_page_shows_the_recommenders_similar_papers(corpus, db_url, tmp_path):  # noqa: ANN001
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from dailypapers.config import get_settings
+    from dailypapers.web.app import create_app
+
+    saved(corpus, reader(corpus), pid("robots", 0), pid("proteins", 6))
+    viewed = paper_pk(corpus, pid("robots", 0))
+    settings = get_settings(database_url=db_url, data_dir=tmp_path, base_url="http://testserver",
+                            embedding_runtime="off", mail_schedule="off")
+    with TestClient(create_app(settings, embedder=None)) as client:
+        page = client.get(f"/papers/{pid('robots', 0)}")
+    section = page.text.partition('<ul class="similar">')[2].partition("</ul>")[0]
+    shown = re.findall(r'href="/papers/([^"]+)"', section)
+    assert shown == ids_of(corpus, recommend.similar_to(corpus, viewed, 5)) and len(shown) == 5

@@ -8,19 +8,22 @@ are embedded). The method and its measurements: docs/recommend.md.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from dailypapers.recommend import signals as _signals
-from dailypapers.recommend.rank import rank
+from dailypapers.recommend.rank import rank, similar
 from dailypapers.search.backends import vectors_version
-from dailypapers.store.schema import papers, recommendations, users
+from dailypapers.store.schema import collection_items, collections, papers, recommendations, users
 
 CACHED = 300  # recommendations kept per reader: the most any caller gets
+SIMILAR_CACHED = 10_000  # papers whose similar papers are kept per process, the most recently asked
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,40 @@ def refresh(engine: Engine, user_pks: list[int] | None = None) -> int:
     for user_pk in stale:
         _compute(engine, user_pk)
     return len(stale)
+
+
+# (database, paper pk, how many) -> (versions, similar pks), least recently used first. Keyed by the
+# database (one process may serve several: the tests do) and checked against the versions on every
+# call, so a new embedding or a save by one of the paper's readers shows at once in every process.
+_similar: OrderedDict[tuple[str, int, int], tuple[tuple, list[int]]] = OrderedDict()
+_similar_lock = threading.Lock()
+
+
+def similar_to(engine: Engine, paper_pk: int, limit: int = 5) -> list[int]:
+    """The pks of the papers most like this one, best first: ranked as for a library of this one
+    paper (its nearest by embedding, raised by what its readers also saved; rank.similar). A paper
+    viewed again and again is answered from a per-process cache until an embedding is written or
+    one of its readers changes their library."""
+    key = (str(engine.url), paper_pk, limit)  # str() hides a password
+    with engine.connect() as conn:
+        holders = (select(collections.c.user_pk)
+                   .join(collection_items, collection_items.c.collection_pk == collections.c.pk)
+                   .where(collection_items.c.paper_pk == paper_pk))
+        readers = conn.execute(select(func.count(), func.coalesce(func.sum(users.c.signals_version), 0))
+                               .where(users.c.pk.in_(holders))).one()
+        versions = (vectors_version(conn), *readers)
+        with _similar_lock:
+            cached = _similar.get(key)
+        if cached is not None and cached[0] == versions:
+            found = cached[1]
+        else:
+            found = similar(conn, paper_pk, limit)
+    with _similar_lock:
+        _similar[key] = (versions, found)
+        _similar.move_to_end(key)
+        while len(_similar) > SIMILAR_CACHED:
+            _similar.popitem(last=False)
+    return found
 
 
 def _compute(engine: Engine, user_pk: int) -> list[dict]:
@@ -136,4 +173,4 @@ def _because(reason: dict, rows: dict) -> tuple[str, str | None]:
     return f'because you saved "{paper.title}"', paper.id
 
 
-__all__ = ["CACHED", "Recommendation", "for_reader", "has_signals", "refresh"]
+__all__ = ["CACHED", "Recommendation", "for_reader", "has_signals", "refresh", "similar_to"]

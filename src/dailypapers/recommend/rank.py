@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from dailypapers.recommend.signals import Signals
@@ -24,6 +25,7 @@ from dailypapers.search.backends import backend_for, vectors_version
 from dailypapers.search.filters import Filters
 from dailypapers.search.vector_index import current_model
 from dailypapers.search.vectors import stored_vectors
+from dailypapers.store.schema import papers
 
 LIBRARY_CANDIDATES = 1000  # nearest neighbours of the whole library's query (pgvector's ef_search ceiling)
 SEED_QUERIES = 20  # the newest library papers asked for their own neighbours ...
@@ -133,3 +135,27 @@ def _seed_reason(seed) -> dict:  # noqa: ANN001
     if seed.collection:
         reason["collection"] = seed.collection
     return reason
+
+
+def similar(conn: Connection, paper_pk: int, limit: int) -> list[int]:
+    """Papers like this one, best first: its nearest by embedding (cosine), each raised by
+    ``READERS_WEIGHT`` x the normalized mass that a walk from the paper through the readers who saved
+    it gives (what they also saved: a one-paper library's ranking, with the plain cosine of the
+    vector index so that a paper nobody saved keeps its nearest neighbours)."""
+    from dailypapers.search.vectors import vector_search
+
+    model = current_model(conn)
+    vector = stored_vectors(conn, [paper_pk], model=model).get(paper_pk) if model else None
+    if vector is None:
+        return []
+    hits = dict(vector_search(conn.engine, vector, Filters(), max(4 * limit, 20) + 1, model=model))
+    mass = co_saved(conn, -1, {paper_pk: 1.0})
+    new = sorted(set(mass) - set(hits) - {paper_pk})
+    if new:  # co-saved papers beyond the neighbours: the visible ones, with their cosines
+        new = conn.execute(select(papers.c.pk).where(papers.c.pk.in_(new), papers.c.hidden.is_(False))).scalars()
+        found = stored_vectors(conn, list(new), model=model)
+        hits.update({pk: float(_unit(v) @ _unit(vector)) for pk, v in found.items()})
+    hits.pop(paper_pk, None)
+    top_mass = max(mass.values(), default=0.0) or 1.0
+    scored = {pk: cos + READERS_WEIGHT * mass.get(pk, 0.0) / top_mass for pk, cos in hits.items()}
+    return sorted(scored, key=lambda pk: (-scored[pk], pk))[:limit]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from datetime import date
 from urllib.parse import urlencode
 
@@ -14,7 +12,6 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from dailypapers import community, follows, recommend
 from dailypapers.collections import saved as saved_list
 from dailypapers.bibtex import bibtex
-from dailypapers.search.backends import vectors_version
 from dailypapers.search.filters import SORTS, Filters
 from dailypapers.search.hybrid import BLANK_QUERY, MAX_RESULTS, search
 from dailypapers.store import queries
@@ -186,41 +183,10 @@ def _search_page(request: Request, engine, user: dict | None, q: str, sort: str,
         "next_url": page_url(page_number + 1) if more else None})
 
 
-SIMILAR_CACHED = 10_000  # papers whose similar papers are kept, the most recently viewed
-# (database, paper pk, how many) -> (embeddings version, similar pks), least recently used first. Keyed by the
-# database: one process may serve several (the tests do); checked against the version on every view,
-# so a new or replaced embedding shows at once and every worker process answers the same.
-_similar: OrderedDict[tuple[str, int, int], tuple[int, list[int]]] = OrderedDict()
-_similar_lock = threading.Lock()
-
-
-def similar_papers(request: Request, engine, row: dict, limit: int = 5) -> list[dict]:  # noqa: ANN001
-    """Nearest papers by embedding. A popular paper is viewed again and again: its neighbours are
-    kept (for the SIMILAR_CACHED papers viewed last) until an embedding is written, instead of
-    searching every vector on each view."""
-    from dailypapers.search.vectors import stored_vectors, vector_search
-
-    key = (str(engine.url), row["pk"], limit)  # str() hides a password; the MCP tool asks other limits
-    with engine.connect() as conn:
-        version = vectors_version(conn)
-        with _similar_lock:
-            cached = _similar.get(key)
-        if cached is not None and cached[0] == version:
-            similar = cached[1]
-        else:
-            vector = stored_vectors(conn, [row["pk"]]).get(row["pk"])
-            if vector is None:
-                return []
-            similar = None
-    if similar is None:
-        hits = vector_search(engine, vector, Filters(), limit + 1)
-        similar = [pk for pk, _ in hits if pk != row["pk"]][:limit]
-    with _similar_lock:
-        _similar[key] = (version, similar)
-        _similar.move_to_end(key)
-        while len(_similar) > SIMILAR_CACHED:
-            _similar.popitem(last=False)
-    return queries.papers_by_pk(engine, similar)
+def similar_papers(request: Request, engine, row: dict, limit: int = 5) -> list[dict]:  # noqa: ANN001, ARG001
+    """The papers most like this one: the recommender's, as for a one-paper library (its nearest
+    by embedding and what its readers also saved), cached there per paper until a version moves."""
+    return queries.papers_by_pk(engine, recommend.similar_to(engine, row["pk"], limit))
 
 
 SUBMITTED = {"fetched": "Fetched from arXiv and put on today's feed. Thank you!",
