@@ -5,8 +5,8 @@
 The vectors of bench/search.py (generated clustered unit vectors, 384-d, same seed and chunks) in a
 table of their own in pgserver (database ``hnsw_<vectors>``; no papers: the ingest of 1M papers
 into PostgreSQL takes ~45 min on this machine), the index as dailypapers creates it (``USING hnsw
-(vector vector_cosine_ops)``: m 16, ef_construction 64), searched as search/vectors.py does for a
-top 10 (``hnsw.ef_search`` 100, the 100 nearest, the best 10 of them) against the exact top 10 (a
+(vector vector_cosine_ops) WITH (m = 16, ef_construction = 128)``, migration 0012), searched as search/vectors.py does for a
+top 10 (``hnsw.ef_search`` 200, the 200 nearest, the best 10 of them) against the exact top 10 (a
 scan). Queries are drawn like the corpus (bench/search.py ``generated_queries``).
 """
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from search import DIM, clustered_vectors, generated_queries, postgres_url  # noqa: E402
 
-EF_SEARCH = 100  # search/vectors.py: PG_MIN_EF_SEARCH, the candidates of a top 10
+EF_SEARCH = 200  # search/backends/postgres.py: PG_MIN_EF_SEARCH, the candidates of a top 10
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
             print(f"{args.vectors:,} vectors written in {time.perf_counter() - started:.0f} s", file=sys.stderr)
             conn.execute("SET maintenance_work_mem = '4GB'")
             started = time.perf_counter()
-            conn.execute("CREATE INDEX ix_v_vector ON v USING hnsw (vector vector_cosine_ops)")
+            conn.execute("CREATE INDEX ix_v_vector ON v USING hnsw (vector vector_cosine_ops) WITH (m = 16, ef_construction = 128)")
             conn.commit()
             figures["index_build_s"] = round(time.perf_counter() - started, 1)
             print(f"HNSW built in {figures['index_build_s']} s", file=sys.stderr)

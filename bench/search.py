@@ -137,7 +137,7 @@ def build_postgresql(url: str, n: int, model: str, workdir: Path) -> tuple:
         with engine.begin() as conn:
             conn.exec_driver_sql("SET maintenance_work_mem = '2GB'")
             conn.exec_driver_sql("CREATE INDEX ix_paper_embeddings_vector ON paper_embeddings "
-                                 "USING hnsw (vector vector_cosine_ops)")
+                                 "USING hnsw (vector vector_cosine_ops) WITH (m = 16, ef_construction = 128)")
         build_s = time.perf_counter() - started
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")

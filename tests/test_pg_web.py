@@ -120,10 +120,10 @@ def test_hnsw_ef_search_is_set_once_per_pooled_session(embedded):
     with pg.connect() as conn:
         postgres.nearest(conn, q, Filters(), 10, "m")
         postgres.nearest(conn, q, Filters(), 10, "m")
-        assert conn.execute(text("SHOW hnsw.ef_search")).scalar_one() == "100"
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar_one() == str(postgres.PG_MIN_EF_SEARCH)
     with pg.connect() as conn:  # the same pooled connection, the same session
         postgres.nearest(conn, q, Filters(), 10, "m")
-    assert [s for s in sent if s.startswith("SET")] == ["SET hnsw.ef_search = 100"]
+    assert [s for s in sent if s.startswith("SET")] == [f"SET hnsw.ef_search = {postgres.PG_MIN_EF_SEARCH}"]
 
 
 def test_in_a_transaction_hnsw_ef_search_is_set_for_that_transaction_alone(embedded):
@@ -132,7 +132,7 @@ def test_in_a_transaction_hnsw_ef_search_is_set_for_that_transaction_alone(embed
     sent = statements(pg)
     with pg.begin() as conn:
         postgres.nearest(conn, q, Filters(), 10, "m")
-        assert conn.execute(text("SHOW hnsw.ef_search")).scalar_one() == "100"
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar_one() == str(postgres.PG_MIN_EF_SEARCH)
     with pg.connect() as conn:  # the same pooled connection: back to the session's value
         assert conn.execute(text("SHOW hnsw.ef_search")).scalar_one() == "40"  # pgvector's default
-    assert [s for s in sent if s.startswith("SET")] == ["SET LOCAL hnsw.ef_search = 100"]
+    assert [s for s in sent if s.startswith("SET")] == [f"SET LOCAL hnsw.ef_search = {postgres.PG_MIN_EF_SEARCH}"]

@@ -4,7 +4,8 @@ A page is kept under (database, URL, pages version, minute). The pages version
 (``queries.pages_version``) grows in the same transaction as every write that changes what such a
 page shows, whichever process or machine writes, so every web process serves a kept page only while
 it is current, and a write shows at once on the next view everywhere. The minute bounds what changes
-with the clock alone (trending's decay by age, today's date on an empty feed). A signed-in reader's
+with the clock alone (trending's decay by age, today's date on an empty feed) and what readers'
+libraries change (a paper page's similar papers count what its readers also saved). A signed-in reader's
 pages show their votes and saves: never kept. The CSRF token differs per visitor: a page is kept
 with a placeholder, and each copy served carries its reader's token (and an ETag of it, so a browser
 that has the page gets a 304).
