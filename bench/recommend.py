@@ -18,7 +18,8 @@ outside the reader's training part, as the protocol says (citeulike-a's README).
 --speed: latency instead of quality, at scale: bench/search.py's generated corpus (word-frequency
 titles and abstracts, clustered unit vectors) of ``--papers`` papers, ``--readers`` readers with ten
 saves each (a few topics per reader), then a reader's list recomputed (p50/p95), the same from the
-cache (p50/p95), and ``refresh`` of every reader's stale row (total and per reader).
+cache (p50/p95), ``refresh`` making every reader's first row (a full ranking each: what a change of
+signals costs), and ``refresh`` once ``--new`` papers were embedded (merged into every row).
 
 Needs scikit-learn (``pip install -e '.[bench]'``). Files: gzip or plain, as in
 ../shared/data/recommend/README.md.
@@ -228,11 +229,11 @@ def postgres_url(workdir: Path, setting: int) -> str:
 
 def speed(args, log) -> dict:  # noqa: ANN001
     """Latency at scale (see the module's docstring)."""
-    from sqlalchemy import update
+    from sqlalchemy import func, update
 
     import search as corpus  # bench/search.py: the generated corpus and its databases
 
-    from dailypapers.store.schema import recommendations
+    from dailypapers.store.schema import paper_embeddings, recommendations
 
     model, n = "bench-clustered", args.papers
     if args.database == "postgresql":
@@ -276,23 +277,35 @@ def speed(args, log) -> dict:  # noqa: ANN001
         t = time.perf_counter()
         recommend.for_reader(engine, user, limit=50)
         cached.append(time.perf_counter() - t)
-    with engine.begin() as conn:  # every row stale, as after new embeddings
-        conn.execute(update(recommendations).values(embeddings_seq=0))
+    with engine.begin() as conn:  # every row stale by its signals: each reader ranked anew
+        conn.execute(update(recommendations).values(signals_version=-1))
     started = time.perf_counter()
     refreshed = recommend.refresh(engine, user_pks)
     refresh_s = time.perf_counter() - started
+    log(f"refresh: {refreshed:,} readers ranked anew in {refresh_s:.0f} s")
+    with engine.begin() as conn:  # the newest --new embeddings arrive after every row was made
+        version = conn.execute(select(func.max(paper_embeddings.c.seq))).scalar_one()
+        conn.execute(update(recommendations).values(embeddings_seq=version - args.new))
+    started = time.perf_counter()
+    merged = recommend.refresh(engine, user_pks)
+    merge_s = time.perf_counter() - started
     engine.dispose()
     ms = lambda xs, q: round(float(np.percentile(xs, q)) * 1000, 1)  # noqa: E731
+    per_reader = lambda seconds, count: round(seconds * 1000 / max(count, 1), 1)  # noqa: E731
     summary = {"database": args.database, "papers": n, "readers": args.readers,
                "recomputed_ms": {"p50": ms(recomputed, 50), "p95": ms(recomputed, 95)},
                "cached_ms": {"p50": ms(cached, 50), "p95": ms(cached, 95)},
                "refresh": {"readers": refreshed, "seconds": round(refresh_s, 1),
-                           "ms_per_reader": round(refresh_s * 1000 / max(refreshed, 1), 1)}}
+                           "ms_per_reader": per_reader(refresh_s, refreshed)},
+               "refresh_new_papers": {"readers": merged, "new_papers": args.new, "seconds": round(merge_s, 1),
+                                      "ms_per_reader": per_reader(merge_s, merged)}}
     log(f"\n{n:,} papers, {args.database}: a reader's 50 recommendations recomputed "
         f"p50 {summary['recomputed_ms']['p50']} / p95 {summary['recomputed_ms']['p95']} ms, "
         f"from the cache p50 {summary['cached_ms']['p50']} / p95 {summary['cached_ms']['p95']} ms "
-        f"({len(measured)} readers); refresh of {refreshed:,} readers {refresh_s:.0f} s "
-        f"({summary['refresh']['ms_per_reader']} ms per reader)")
+        f"({len(measured)} readers); refresh of {refreshed:,} readers ranked anew {refresh_s:.0f} s "
+        f"({summary['refresh']['ms_per_reader']} ms per reader); after {args.new:,} new papers, "
+        f"refresh of {merged:,} readers {merge_s:.1f} s ({summary['refresh_new_papers']['ms_per_reader']} "
+        f"ms per reader)")
     if args.json:
         print(json.dumps(summary))
     return summary
@@ -311,6 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--speed", action="store_true", help="latency at scale instead of quality")
     parser.add_argument("--papers", type=int, default=100_000, help="--speed: generated papers")
     parser.add_argument("--readers", type=int, default=2000, help="--speed: readers refreshed")
+    parser.add_argument("--new", type=int, default=500, help="--speed: papers embedded before the last refresh")
     args = parser.parse_args(argv)
     train_path = args.train or DATA / "splits" / f"cf-train-{args.setting}-users.dat.gz"
     test_path = args.test or DATA / "splits" / f"cf-test-{args.setting}-users.dat.gz"

@@ -187,6 +187,25 @@ def test_the_cache_serves_while_fresh_and_is_recomputed_when_signals_or_embeddin
     assert cached_at(corpus, user) > made and pid("robots", 9) in found
 
 
+def test_new_papers_are_merged_into_a_cached_list_as_a_full_ranking_would_place_them(corpus, monkeypatch):  # noqa: ANN001
+    user, other = reader(corpus), reader(corpus, "other")
+    saved(corpus, user, pid("robots", 0), pid("robots", 1))
+    saved(corpus, other, pid("robots", 0), pid("language", 3))
+    recommend.for_reader(corpus, user, limit=300)
+    ingest(corpus, [paper("robots", 9), paper("language", 9)])
+    embed_backlog(corpus, WordsEmbedder())
+    with monkeypatch.context() as patched:  # only the new papers are scored: no ranking of the whole list
+        patched.setattr(recommend, "rank", lambda *a: pytest.fail("ranked anew"))
+        assert recommend.refresh(corpus) == 1
+        merged = recommend.for_reader(corpus, user, limit=300)
+    assert [r.paper_id for r in merged].index(pid("robots", 9)) < [r.paper_id for r in merged].index(pid("language", 9))
+    with corpus.begin() as conn:  # the same list ranked from nothing
+        conn.execute(recommendations.delete())
+    ranked = recommend.for_reader(corpus, user, limit=300)
+    assert [(r.paper_id, r.because) for r in merged] == [(r.paper_id, r.because) for r in ranked]
+    assert [r.score for r in merged] == pytest.approx([r.score for r in ranked], abs=1e-5)
+
+
 def test_refresh_recomputes_only_stale_rows(corpus):  # noqa: ANN001
     a, b, c = reader(corpus, "a"), reader(corpus, "b"), reader(corpus, "c")
     for user in (a, b):

@@ -26,7 +26,7 @@ from dailypapers.search.vectors import embed_backlog, similarities, vector_searc
 from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.schema import paper_embeddings, papers
 
-OPERATIONS = ("text_top", "nearest", "exact", "similarities", "vector_value", "following", "index_vectors",
+OPERATIONS = ("text_top", "nearest", "nearest_each", "exact", "similarities", "vector_value", "following", "index_vectors",
               "upkeep", "rebuild")
 
 
@@ -105,6 +105,22 @@ def test_each_backend_stores_vectors_in_its_own_form(engine):
         assert value == vector.astype("<f4").tobytes()
     else:
         assert value.dtype == np.float32 and np.allclose(value, vector)
+
+
+def test_nearest_each_answers_many_probes_as_nearest_answers_each(stored):
+    backend = backend_for(stored)
+    probes = Words().embed(["protein folding", "robot grasping demonstrations", "weather graph"])
+    with stored.begin() as conn:  # a hidden paper is never a neighbour
+        conn.execute(update(papers).where(papers.c.id == "2503.00002").values(hidden=True))
+    upkeep(stored)
+    with stored.connect() as conn:
+        each = backend.nearest_each(conn, probes, [3, 2, 4], "test-words")
+        alone = [backend.nearest(conn, q, Filters(), k, "test-words", exact=False) for q, k in zip(probes, [3, 2, 4])]
+    assert [[pk for pk, _ in found] for found in each] == [[pk for pk, _ in found] for found in alone]
+    assert each[0][0][0] == pk_of(stored, "2503.00001") and [len(found) for found in each] == [3, 2, 4]
+    assert pk_of(stored, "2503.00002") not in {pk for found in each for pk, _ in found}
+    for found, expected in zip(each, alone):
+        assert [c for _, c in found] == pytest.approx([c for _, c in expected], abs=0.01)
 
 
 # --- upkeep ----------------------------------------------------------------------------------------------

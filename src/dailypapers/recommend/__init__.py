@@ -1,9 +1,11 @@
 """Personal recommendations ("For you"): papers ranked for a reader from their signals, with a reason.
 
 ``for_reader`` answers from the reader's row of ``recommendations`` while it is fresh (made at the
-reader's current ``users.signals_version``, and no embedding written since), else ranks anew
-(rank.py), stores and returns. ``refresh`` recomputes the stale rows (a job runs it after new papers
-are embedded). The method and its measurements: docs/recommend.md.
+reader's current ``users.signals_version``, and no embedding written since). When only new papers
+were embedded since, they are scored and merged into the row (``MERGED_AT_MOST`` of them at most);
+when the reader's signals changed, the list is ranked anew (rank.py). ``refresh`` brings the stale
+rows up to date (a job runs it after new papers are embedded). The method and its measurements:
+docs/recommend.md.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from dailypapers.recommend import signals as _signals
-from dailypapers.recommend.rank import rank, similar
+from dailypapers.recommend.rank import rank, rank_new, similar
 from dailypapers.search.backends import vectors_version
+from dailypapers.search.vectors import embedded_since
+from dailypapers.store.backend import in_list
 from dailypapers.store.schema import collection_items, collections, papers, recommendations, users
 
 CACHED = 300  # recommendations kept per reader: the most any caller gets
+MERGED_AT_MOST = 5_000  # new embeddings merged into a cached list; more (a new model) rank it anew
 SIMILAR_CACHED = 10_000  # papers whose similar papers are kept per process, the most recently asked
 
 
@@ -46,14 +51,11 @@ def for_reader(engine: Engine, user_pk: int, *, limit: int = 50) -> list[Recomme
     hidden one."""
     limit = max(0, min(limit, CACHED))
     with engine.connect() as conn:
-        row = conn.execute(select(recommendations.c["items"], recommendations.c.signals_version,
-                                  recommendations.c.embeddings_seq, users.c.signals_version.label("now"))
-                           .join(users, users.c.pk == recommendations.c.user_pk)
-                           .where(recommendations.c.user_pk == user_pk)).first()
-        if row is not None and row.signals_version == row.now and row.embeddings_seq >= vectors_version(conn):
-            items = row.items
-        else:
-            items = None
+        row = conn.execute(_ROW.where(recommendations.c.user_pk == user_pk)).first()
+        fresh = row is not None and row.signals_version == row.now
+        items = row.items if fresh and row.embeddings_seq >= vectors_version(conn) else None
+    if items is None and fresh:
+        items = _merged(engine, row, {})
     if items is None:
         items = _compute(engine, user_pk)
     with engine.connect() as conn:
@@ -61,8 +63,9 @@ def for_reader(engine: Engine, user_pk: int, *, limit: int = 50) -> list[Recomme
 
 
 def refresh(engine: Engine, user_pks: list[int] | None = None) -> int:
-    """Recompute the stale cached rows (of these readers, else of every reader who has one; a reader
-    of ``user_pks`` without a row gets one); returns how many were recomputed."""
+    """Bring the stale cached rows up to date (of these readers, else of every reader who has one; a
+    reader of ``user_pks`` without a row gets one): new papers merged in where only they changed, the
+    rest ranked anew. Returns how many rows changed."""
     with engine.connect() as conn:
         version = vectors_version(conn)
         query = (select(users.c.pk).outerjoin(recommendations, recommendations.c.user_pk == users.c.pk)
@@ -74,8 +77,13 @@ def refresh(engine: Engine, user_pks: list[int] | None = None) -> int:
         else:
             query = query.where(users.c.pk.in_(list(user_pks)))
         stale = list(conn.execute(query.order_by(users.c.pk)).scalars())
+        rows = {r.user_pk: r for r in conn.execute(_ROW.where(in_list(recommendations.c.user_pk, "pks")),
+                                                    {"pks": stale})}
+    new_since: dict[int, dict | None] = {}  # the new papers' vectors, read once per starting seq
     for user_pk in stale:
-        _compute(engine, user_pk)
+        row = rows.get(user_pk)
+        if row is None or row.signals_version != row.now or _merged(engine, row, new_since) is None:
+            _compute(engine, user_pk)
     return len(stale)
 
 
@@ -113,6 +121,33 @@ def similar_to(engine: Engine, paper_pk: int, limit: int = 5) -> list[int]:
     return found
 
 
+_ROW = (select(recommendations.c.user_pk, recommendations.c["items"], recommendations.c.signals_version,
+               recommendations.c.embeddings_seq, users.c.signals_version.label("now"))
+        .join(users, users.c.pk == recommendations.c.user_pk))
+
+
+def _merged(engine: Engine, row, new_since: dict[int, dict | None]) -> list[dict] | None:  # noqa: ANN001
+    """The reader's cached list with the papers embedded since it was made scored and merged in, and
+    stored; None when it must be ranked anew (too many new papers, or no library to score them by).
+    ``new_since`` keeps the new papers' vectors by starting seq, for the next reader's merge."""
+    with engine.connect() as conn:
+        seq = vectors_version(conn)
+        if row.embeddings_seq not in new_since:
+            new_since[row.embeddings_seq] = embedded_since(conn, row.embeddings_seq, MERGED_AT_MOST)
+        new = new_since[row.embeddings_seq]
+        found = _signals.read(conn, row.user_pk) if new is not None else None
+        if found is None or found.version != row.signals_version:
+            return None
+        ranked = rank_new(conn, found, new)
+    if ranked is None:
+        return None
+    kept = [i for i in row.items if i["paper_pk"] not in new]  # a paper embedded again is scored again
+    ranked_items = [{"paper_pk": r.paper_pk, "score": round(r.score, 6), "reason": r.reason} for r in ranked]
+    items = sorted(kept + ranked_items, key=lambda i: (-i["score"], i["paper_pk"]))[:CACHED]
+    _store(engine, row.user_pk, items, found.version, seq)
+    return items
+
+
 def _compute(engine: Engine, user_pk: int) -> list[dict]:
     """Rank for the reader and store the row (with the versions read before ranking: a signal or an
     embedding written meanwhile leaves it stale, to be ranked again)."""
@@ -123,16 +158,20 @@ def _compute(engine: Engine, user_pk: int) -> list[dict]:
             return []
         items = [{"paper_pk": r.paper_pk, "score": round(r.score, 6), "reason": r.reason}
                  for r in rank(conn, found, CACHED)]
+    _store(engine, user_pk, items, found.version, seq)
+    return items
+
+
+def _store(engine: Engine, user_pk: int, items: list[dict], signals_version: int, seq: int) -> None:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     try:
         with engine.begin() as conn:
             conn.execute(delete(recommendations).where(recommendations.c.user_pk == user_pk))
             conn.execute(insert(recommendations).values(user_pk=user_pk, items=items,
-                                                        signals_version=found.version, embeddings_seq=seq,
+                                                        signals_version=signals_version, embeddings_seq=seq,
                                                         computed_at=now))
     except IntegrityError:  # another process stored the same reader's row first: theirs serves
         pass
-    return items
 
 
 def _explained(conn: Connection, items: list[dict], limit: int) -> list[Recommendation]:

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from dailypapers.recommend.signals import Signals
+from dailypapers.recommend.signals import Seed, Signals
 from dailypapers.recommend.sources import co_saved, corpus_mean, followed
 from dailypapers.search.backends import backend_for, vectors_version
 from dailypapers.search.filters import Filters
@@ -49,33 +49,48 @@ def _unit(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms > 0, norms, 1)
 
 
-def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
-    """The reader's best ``limit`` papers, best first, none of ``signals.excluded``."""
+@dataclass(frozen=True)
+class Profile:
+    """A reader's library as vectors: what every candidate is scored against."""
+
+    model: str
+    mean: np.ndarray  # the corpus's mean vector (for centring)
+    seeds: list[Seed]  # the library papers that have a stored vector, most recent first
+    stored: dict[int, np.ndarray]  # their stored vectors
+    library: np.ndarray  # the same, centred and normalized
+    query: np.ndarray  # the library's mean
+
+
+def profile(conn: Connection, signals: Signals) -> Profile | None:
+    """The reader's library as vectors (None: no embedding model yet, or no library paper has a vector)."""
     model = current_model(conn)
-    follows = followed(conn, signals.follows) if signals.follows else {}
     if model is None:
-        return _followed_only(follows, signals, limit)
+        return None
     stored = stored_vectors(conn, [s.paper_pk for s in signals.seeds], model=model)
     seeds = [s for s in signals.seeds if s.paper_pk in stored]
     if not seeds:
-        return _followed_only(follows, signals, limit)
+        return None
     mean = corpus_mean(conn, model, vectors_version(conn))
     library = _unit(np.stack([stored[s.paper_pk] for s in seeds]) - mean)
-    query = library.mean(axis=0)
+    return Profile(model, mean, seeds, stored, library, library.mean(axis=0))
 
-    backend = backend_for(conn.engine)
-    dense_found = {pk for pk, _ in backend.nearest(conn, _unit(query), Filters(), LIBRARY_CANDIDATES,
-                                                   model, exact=False)}
-    for seed in seeds[:SEED_QUERIES]:
-        dense_found.update(pk for pk, _ in backend.nearest(conn, stored[seed.paper_pk], Filters(),
-                                                           SEED_NEIGHBOURS, model, exact=False))
-    dense_found -= signals.excluded
-    pks, vectors = _vectors(conn, (dense_found | set(follows)) - signals.excluded, model, mean)
-    dense = vectors @ query
+
+def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
+    """The reader's best ``limit`` papers, best first, none of ``signals.excluded``."""
+    follows = followed(conn, signals.follows) if signals.follows else {}
+    me = profile(conn, signals)
+    if me is None:
+        return _followed_only(follows, signals, limit)
+    probes = np.stack([_unit(me.query), *(me.stored[s.paper_pk] for s in me.seeds[:SEED_QUERIES])])
+    limits = [LIBRARY_CANDIDATES] + [SEED_NEIGHBOURS] * (len(probes) - 1)
+    found = backend_for(conn.engine).nearest_each(conn, probes.astype(np.float32), limits, me.model)
+    dense_found = {pk for each in found for pk, _ in each} - signals.excluded
+    pks, vectors = _vectors(conn, (dense_found | set(follows)) - signals.excluded, me)
+    dense = vectors @ me.query
 
     # The readers' walk starts from the library and the best dense candidates.
     best = np.argsort(-dense, kind="stable")[:EXPANSION]
-    weights = dict.fromkeys((s.paper_pk for s in seeds), 1.0 / len(seeds))
+    weights = dict.fromkeys((s.paper_pk for s in me.seeds), 1.0 / len(me.seeds))
     if len(best):
         soft = np.exp((dense[best] - dense[best[0]]) / EXPANSION_TEMPERATURE)
         for i, w in zip(best, soft / soft.sum()):
@@ -83,43 +98,63 @@ def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
     mass = {pk: m for pk, m in co_saved(conn, signals.user_pk, weights).items() if pk not in signals.excluded}
     new = set(mass) - set(pks.tolist())
     if new:
-        more_pks, more_vectors = _vectors(conn, new, model, mean)
+        more_pks, more_vectors = _vectors(conn, new, me)
         pks, vectors = np.concatenate([pks, more_pks]), np.concatenate([vectors, more_vectors])
-        dense = vectors @ query
     if not len(pks):
         return []
     top_mass = max(mass.values(), default=0.0) or 1.0
     readers = np.array([mass.get(int(pk), 0.0) / top_mass for pk in pks])
-    scores = dense + READERS_WEIGHT * readers
+    only_readers = {pk for pk in mass if pk not in dense_found}
+    return _scored(conn, signals, me, follows, pks, vectors, readers, only_readers)[:limit]
+
+
+def rank_new(conn: Connection, signals: Signals, new: dict[int, np.ndarray]) -> list[Ranked] | None:
+    """Papers embedded since the reader's list was ranked, scored as ``rank`` scores them (nobody has
+    saved a new paper yet, so the readers' walk gives them nothing), best first; None when the reader
+    has no library to compare them with."""
+    me = profile(conn, signals)
+    if me is None:
+        return None
+    wanted = sorted(set(new) - signals.excluded)
+    if not wanted:
+        return []
+    follows = followed(conn, signals.follows) if signals.follows else {}
+    pks = np.array(wanted, np.int64)
+    vectors = _unit(np.stack([new[pk] for pk in wanted]) - me.mean)
+    return _scored(conn, signals, me, follows, pks, vectors, np.zeros(len(pks)), set())
+
+
+def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, tuple[str, str]],
+            pks: np.ndarray, vectors: np.ndarray, readers: np.ndarray, only_readers: set[int]) -> list[Ranked]:
+    """The candidates scored (dense + the readers' walk + follows - dismissed) with their reasons, best first."""
+    scores = vectors @ me.query + READERS_WEIGHT * readers
     if follows:
         scores += FOLLOWED_BONUS * np.isin(pks, list(follows))
     if signals.dismissed:
-        gone = stored_vectors(conn, signals.dismissed, model=model)
+        gone = stored_vectors(conn, signals.dismissed, model=me.model)
         if gone:
-            near = vectors @ _unit(np.stack(list(gone.values())) - mean).T
+            near = vectors @ _unit(np.stack(list(gone.values())) - me.mean).T
             scores -= DISMISSED_WEIGHT * np.maximum(near.max(axis=1), 0)
-
-    closest = (vectors @ library.T).argmax(axis=1)
-    order = np.lexsort((pks, -scores))[:limit]
+    closest = (vectors @ me.library.T).argmax(axis=1)
     out = []
-    for i in order:
+    for i in np.lexsort((pks, -scores)):
         pk = int(pks[i])
         if pk in follows:
             reason = {"kind": "follow", "follow": follows[pk][0], "target": follows[pk][1]}
-        elif pk not in dense_found and mass.get(pk):
+        elif pk in only_readers:
             reason = {"kind": "readers"}
         else:
-            reason = _seed_reason(seeds[closest[i]])
+            reason = _seed_reason(me.seeds[closest[i]])
         out.append(Ranked(pk, float(scores[i]), reason))
     return out
 
 
-def _vectors(conn: Connection, pks: set[int], model: str, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _vectors(conn: Connection, pks: set[int], me: Profile) -> tuple[np.ndarray, np.ndarray]:
     """The candidates' stored vectors, centred and normalized (papers without one left out)."""
-    found = stored_vectors(conn, sorted(pks), model=model)
+    found = stored_vectors(conn, sorted(pks), model=me.model)
     if not found:
-        return np.zeros(0, np.int64), np.zeros((0, len(mean)), np.float32)
-    return np.fromiter(found, np.int64, len(found)), _unit(np.stack(list(found.values())) - mean)
+        return np.zeros(0, np.int64), np.zeros((0, len(me.mean)), np.float32)
+    return np.fromiter(found, np.int64, len(found)), _unit(np.stack(list(found.values())) - me.mean)
 
 
 def _followed_only(follows: dict[int, tuple[str, str]], signals: Signals, limit: int) -> list[Ranked]:

@@ -257,14 +257,33 @@ class VectorIndex:
     # scoring
 
     def _scores(self, q8: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        return self._score_rows(q8[None, :], rows)[0]
+
+    def _score_rows(self, q8s: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        """Each int8 query's dot product with every code (of ``rows`` when given): queries x codes."""
         codes = self.codes if rows is None else self.codes[rows]
         if len(codes) == 0:
-            return np.zeros(0, np.float32)
+            return np.zeros((len(q8s), 0), np.float32)
         if _nk is not None:
-            out = np.empty((1, len(codes)), np.float32)
-            _nk.cdist(q8[None, :], codes, metric="dot", out=out)
-            return out[0]
-        return codes.astype(np.float32) @ q8.astype(np.float32)  # pragma: no cover
+            out = np.empty((len(q8s), len(codes)), np.float32)
+            _nk.cdist(q8s, codes, metric="dot", out=out)
+            return out
+        return q8s.astype(np.float32) @ codes.astype(np.float32).T  # pragma: no cover
+
+    def score_many(self, queries: np.ndarray) -> list[Scored]:
+        """``score`` for each row of ``queries``, in one pass over the codes (no filter)."""
+        with self._lock:
+            codes_pks, tail, scale = self.pks, self._tail, self.header.get("scale", 1.0)
+        file_scores = self._score_rows(_quantize(queries, scale), None)
+        tail_scores = tail.vectors @ queries.T if len(tail.pks) else None
+        out = []
+        for i, scores in enumerate(file_scores):
+            parts, factors = [(codes_pks, scores)], [1.0 / (scale * scale)]
+            if tail_scores is not None:
+                parts.append((tail.pks, tail_scores[:, i]))
+                factors.append(1.0)
+            out.append(Scored(parts, factors))
+        return out
 
     def score(self, q: np.ndarray, allowed: np.ndarray | None = None) -> Scored:
         """Every row's int8 score (only ``allowed`` pks, sorted, when given), and the tail's exact one."""

@@ -27,7 +27,7 @@ from dailypapers.search.filters import Filters
 from dailypapers.search.vector_index import VectorIndex, as_array, current_model, open_index, to_blob
 from dailypapers.store.schema import counters, paper_embeddings, papers
 
-__all__ = ["as_array", "backlog_size", "current_model", "embed_backlog", "exact_search", "nearest",
+__all__ = ["as_array", "backlog_size", "current_model", "embed_backlog", "embedded_since", "exact_search", "nearest",
            "open_index", "similarities", "stored_vectors", "to_blob", "vector_search"]
 
 _emb = paper_embeddings
@@ -45,6 +45,18 @@ def stored_vectors(conn: Connection, pks, model: str | None = None) -> dict[int,
     if model is not None:
         query = query.where(_emb.c.model == model)
     return {pk: as_array(vec) for pk, vec in conn.execute(query)}
+
+
+def embedded_since(conn: Connection, seq: int, at_most: int) -> dict[int, np.ndarray] | None:
+    """The visible papers embedded by the current model after ``seq``, their vectors by paper pk
+    (None when there are more than ``at_most``)."""
+    model = current_model(conn)
+    if model is None:
+        return {}
+    rows = conn.execute(select(_emb.c.paper_pk, _emb.c.vector).join(papers, papers.c.pk == _emb.c.paper_pk)
+                        .where(_emb.c.seq > seq, _emb.c.model == model, papers.c.hidden.is_(False))
+                        .limit(at_most + 1)).all()
+    return None if len(rows) > at_most else {pk: as_array(vector) for pk, vector in rows}
 
 
 def _missing_query(model: str):  # noqa: ANN202

@@ -10,6 +10,8 @@ filters, when the caller has that answer already):
 
 - ``text_top(conn, query, filters, limit, checked=None)`` -> [(pk, score)], best first;
 - ``nearest(conn, q, filters, limit, model, *, exact=True, checked=None)`` -> [(pk, cosine)];
+- ``nearest_each(conn, queries, limits, model)`` -> a [(pk, cosine)] per row of ``queries``, visible
+  papers only, approximate, in one pass (the recommender's many probes);
 - ``exact(conn, q, filters, limit, model)``: the exhaustive answer (tests, benchmarks);
 - ``similarities(conn, q, pks, model, *, present=False)`` -> {pk: cosine};
 - ``vector_value(vector)``: how ``paper_embeddings.vector`` stores a vector;

@@ -119,6 +119,32 @@ def _ef_search(conn: Connection, k: int) -> None:
         session["hnsw.ef_search"] = k
 
 
+# Each query's HNSW neighbours in one statement: an index scan per row of the array, visible papers kept.
+_NEAREST_EACH = text("""
+    SELECT q.ord, n.paper_pk, 1 - n.distance AS cosine
+    FROM unnest(CAST(:queries AS vector[])) WITH ORDINALITY AS q(v, ord)
+    CROSS JOIN LATERAL (
+        SELECT e.paper_pk, e.vector <=> q.v AS distance FROM paper_embeddings e
+        WHERE e.model = :model ORDER BY e.vector <=> q.v LIMIT :k + 16) AS n
+    JOIN papers ON papers.pk = n.paper_pk AND NOT papers.hidden
+    ORDER BY q.ord, n.distance, n.paper_pk""")
+
+
+def nearest_each(conn: Connection, queries: np.ndarray, limits: list[int],
+                 model: str) -> list[list[tuple[int, float]]]:
+    """For each unit vector of ``queries``, its ``limits[i]`` nearest visible papers by the HNSW
+    index (16 more taken, then the hidden ones left out: a list comes short only when more of them
+    are hidden): one statement per distinct limit, whose ``ef_search`` it sets."""
+    found: list[list[tuple[int, float]]] = [[] for _ in queries]
+    for k in sorted(set(limits)):
+        rows = [i for i, limit in enumerate(limits) if limit == k]
+        _ef_search(conn, max(PG_MIN_EF_SEARCH, min(k, PG_MAX_EF_SEARCH)))
+        vectors = ["[" + ",".join(f"{x:.7g}" for x in queries[i]) + "]" for i in rows]
+        for ord_, pk, cosine in conn.execute(_NEAREST_EACH, {"queries": vectors, "model": model, "k": k}):
+            found[rows[ord_ - 1]].append((pk, float(cosine)))
+    return [each[:k] for each, k in zip(found, limits)]
+
+
 def exact(conn: Connection, q: np.ndarray, filters: Filters, limit: int,
           model: str) -> list[tuple[int, float]]:
     """Every allowed stored vector scored (an ORDER BY the HNSW index cannot serve)."""

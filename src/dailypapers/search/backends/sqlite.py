@@ -62,6 +62,23 @@ def nearest(conn: Connection, q: np.ndarray, filters: Filters, limit: int, model
     return search_file(conn, index, q, filters, limit, exact, checked)
 
 
+HIDDEN_MARGIN = 16  # nearest_each's spare candidates per probe
+
+
+def nearest_each(conn: Connection, queries: np.ndarray, limits: list[int],
+                 model: str) -> list[list[tuple[int, float]]]:
+    """For each unit vector of ``queries``, its ``limits[i]`` nearest visible papers (the int8
+    codes' cosines): one scan of the file for all of them, their candidates checked in one query
+    (``HIDDEN_MARGIN`` more than asked for, so that a hidden paper rarely leaves a list short)."""
+    index = open_index(conn.engine, model=model, build=False)
+    index.refresh(conn)
+    found = [scored.best(k + HIDDEN_MARGIN) for scored, k in zip(index.score_many(queries), limits)]
+    visible = statement_for(Filters(), _visible_candidates)
+    kept = set(conn.execute(visible, {"pks": json.dumps(sorted(set().union(*found))), "model": model}).scalars())
+    return [_ranked([(pk, score) for pk, score in each.items() if pk in kept], k)
+            for each, k in zip(found, limits)]
+
+
 def similarities(conn: Connection, q: np.ndarray, pks: list[int], model: str, *,
                  present: bool = False) -> dict[int, float]:
     """From the file's int8 codes (within ~0.005; no vectors read back), exact for rows newer than it."""
