@@ -113,12 +113,31 @@ CONTENT_COLUMNS = tuple(
 
 # --- semantic search: one embedding per paper (of the model that made it; see search/vectors.py) ---
 
+import numpy as np  # noqa: E402
 from pgvector.sqlalchemy import Vector  # noqa: E402
-from sqlalchemy import LargeBinary  # noqa: E402
+from sqlalchemy import LargeBinary, func  # noqa: E402
 
 EMBEDDING_DIM = 384
+
+
+class BinaryVector(Vector):
+    """pgvector's vector, read in its binary form (``vector_send``: two int16, then big-endian
+    float32) as a numpy array: parsing the text form cost 140 ms of a 390 ms recommendation at
+    100k papers."""
+
+    cache_ok = True
+
+    def column_expression(self, column):  # noqa: ANN001, ANN201
+        return func.vector_send(column, type_=self)
+
+    def result_processor(self, dialect, coltype):  # noqa: ANN001, ANN201, ARG002
+        def process(value):  # noqa: ANN001, ANN202
+            return None if value is None else np.frombuffer(value, ">f4", offset=4).astype(np.float32)
+        return process
+
+
 # SQLite: the float32 bytes; PostgreSQL: a pgvector vector(384) with an HNSW (cosine) index.
-VectorColumn = LargeBinary().with_variant(Vector(EMBEDDING_DIM), "postgresql")
+VectorColumn = LargeBinary().with_variant(BinaryVector(EMBEDDING_DIM), "postgresql")
 
 paper_embeddings = Table(
     "paper_embeddings",
