@@ -138,7 +138,7 @@ def nearest_each(conn: Connection, queries: np.ndarray, limits: list[int],
     found: list[list[tuple[int, float]]] = [[] for _ in queries]
     for k in sorted(set(limits)):
         rows = [i for i, limit in enumerate(limits) if limit == k]
-        _ef_search(conn, max(PG_MIN_EF_SEARCH, min(k, PG_MAX_EF_SEARCH)))
+        _ef_search(conn, min(k + 16, PG_MAX_EF_SEARCH))
         vectors = ["[" + ",".join(f"{x:.7g}" for x in queries[i]) + "]" for i in rows]
         for ord_, pk, cosine in conn.execute(_NEAREST_EACH, {"queries": vectors, "model": model, "k": k}):
             found[rows[ord_ - 1]].append((pk, float(cosine)))
