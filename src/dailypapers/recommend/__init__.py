@@ -53,9 +53,10 @@ def for_reader(engine: Engine, user_pk: int, *, limit: int = 50) -> list[Recomme
     with engine.connect() as conn:
         row = conn.execute(_ROW.where(recommendations.c.user_pk == user_pk)).first()
         fresh = row is not None and row.signals_version == row.now
-        items = row.items if fresh and row.embeddings_seq >= vectors_version(conn) else None
+        version = vectors_version(conn)
+        items = row.items if fresh and row.embeddings_seq >= version else None
     if items is None and fresh:
-        items = _merged(engine, row, {})
+        items = _merged(engine, row, version, {})
     if items is None:
         items = _compute(engine, user_pk)
     with engine.connect() as conn:
@@ -82,7 +83,7 @@ def refresh(engine: Engine, user_pks: list[int] | None = None) -> int:
     new_since: dict[int, dict | None] = {}  # the new papers' vectors, read once per starting seq
     for user_pk in stale:
         row = rows.get(user_pk)
-        if row is None or row.signals_version != row.now or _merged(engine, row, new_since) is None:
+        if row is None or row.signals_version != row.now or _merged(engine, row, version, new_since) is None:
             _compute(engine, user_pk)
     return len(stale)
 
@@ -126,14 +127,14 @@ _ROW = (select(recommendations.c.user_pk, recommendations.c["items"], recommenda
         .join(users, users.c.pk == recommendations.c.user_pk))
 
 
-def _merged(engine: Engine, row, new_since: dict[int, dict | None]) -> list[dict] | None:  # noqa: ANN001
-    """The reader's cached list with the papers embedded since it was made scored and merged in, and
-    stored; None when it must be ranked anew (too many new papers, or no library to score them by).
-    ``new_since`` keeps the new papers' vectors by starting seq, for the next reader's merge."""
+def _merged(engine: Engine, row, version: int, new_since: dict[int, dict | None]) -> list[dict] | None:  # noqa: ANN001
+    """The reader's cached list with the papers embedded after it and up to ``version`` (a
+    ``vectors_version``) scored and merged in, and stored; None when it must be ranked anew (too many
+    new papers, or no library to score them by). ``new_since`` keeps the new papers' vectors by
+    starting seq, for the next reader's merge."""
     with engine.connect() as conn:
-        seq = vectors_version(conn)
         if row.embeddings_seq not in new_since:
-            new_since[row.embeddings_seq] = embedded_since(conn, row.embeddings_seq, MERGED_AT_MOST)
+            new_since[row.embeddings_seq] = embedded_since(conn, row.embeddings_seq, version, MERGED_AT_MOST)
         new = new_since[row.embeddings_seq]
         found = _signals.read(conn, row.user_pk) if new is not None else None
         if found is None or found.version != row.signals_version:
@@ -144,7 +145,7 @@ def _merged(engine: Engine, row, new_since: dict[int, dict | None]) -> list[dict
     kept = [i for i in row.items if i["paper_pk"] not in new]  # a paper embedded again is scored again
     ranked_items = [{"paper_pk": r.paper_pk, "score": round(r.score, 6), "reason": r.reason} for r in ranked]
     items = sorted(kept + ranked_items, key=lambda i: (-i["score"], i["paper_pk"]))[:CACHED]
-    _store(engine, row.user_pk, items, found.version, seq)
+    _store(engine, row.user_pk, items, found.version, version)
     return items
 
 

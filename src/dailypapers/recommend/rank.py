@@ -105,7 +105,7 @@ def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
     top_mass = max(mass.values(), default=0.0) or 1.0
     readers = np.array([mass.get(int(pk), 0.0) / top_mass for pk in pks])
     only_readers = {pk for pk in mass if pk not in dense_found}
-    return _scored(conn, signals, me, follows, pks, vectors, readers, only_readers)[:limit]
+    return _scored(conn, signals, me, follows, pks, vectors, readers, only_readers, limit)
 
 
 def rank_new(conn: Connection, signals: Signals, new: dict[int, np.ndarray]) -> list[Ranked] | None:
@@ -121,12 +121,14 @@ def rank_new(conn: Connection, signals: Signals, new: dict[int, np.ndarray]) -> 
     follows = followed(conn, signals.follows) if signals.follows else {}
     pks = np.array(wanted, np.int64)
     vectors = _unit(np.stack([new[pk] for pk in wanted]) - me.mean)
-    return _scored(conn, signals, me, follows, pks, vectors, np.zeros(len(pks)), set())
+    return _scored(conn, signals, me, follows, pks, vectors, np.zeros(len(pks)), set(), len(pks))
 
 
 def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, tuple[str, str]],
-            pks: np.ndarray, vectors: np.ndarray, readers: np.ndarray, only_readers: set[int]) -> list[Ranked]:
-    """The candidates scored (dense + the readers' walk + follows - dismissed) with their reasons, best first."""
+            pks: np.ndarray, vectors: np.ndarray, readers: np.ndarray, only_readers: set[int],
+            limit: int) -> list[Ranked]:
+    """The best ``limit`` candidates by score (dense + the readers' walk + follows - dismissed) with
+    their reasons, best first."""
     scores = vectors @ me.query + READERS_WEIGHT * readers
     if follows:
         scores += FOLLOWED_BONUS * np.isin(pks, list(follows))
@@ -135,16 +137,17 @@ def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, 
         if gone:
             near = vectors @ _unit(np.stack(list(gone.values())) - me.mean).T
             scores -= DISMISSED_WEIGHT * np.maximum(near.max(axis=1), 0)
-    closest = (vectors @ me.library.T).argmax(axis=1)
+    order = np.lexsort((pks, -scores))[:limit]
+    closest = (vectors[order] @ me.library.T).argmax(axis=1)
     out = []
-    for i in np.lexsort((pks, -scores)):
+    for i, nearest_seed in zip(order, closest):
         pk = int(pks[i])
         if pk in follows:
             reason = {"kind": "follow", "follow": follows[pk][0], "target": follows[pk][1]}
         elif pk in only_readers:
             reason = {"kind": "readers"}
         else:
-            reason = _seed_reason(me.seeds[closest[i]])
+            reason = _seed_reason(me.seeds[nearest_seed])
         out.append(Ranked(pk, float(scores[i]), reason))
     return out
 

@@ -47,14 +47,15 @@ def stored_vectors(conn: Connection, pks, model: str | None = None) -> dict[int,
     return {pk: as_array(vec) for pk, vec in conn.execute(query)}
 
 
-def embedded_since(conn: Connection, seq: int, at_most: int) -> dict[int, np.ndarray] | None:
-    """The visible papers embedded by the current model after ``seq``, their vectors by paper pk
-    (None when there are more than ``at_most``)."""
+def embedded_since(conn: Connection, after: int, upto: int, at_most: int) -> dict[int, np.ndarray] | None:
+    """The visible papers embedded by the current model with a seq in (``after``, ``upto``], their
+    vectors by paper pk (None when there are more than ``at_most``)."""
     model = current_model(conn)
     if model is None:
         return {}
     rows = conn.execute(select(_emb.c.paper_pk, _emb.c.vector).join(papers, papers.c.pk == _emb.c.paper_pk)
-                        .where(_emb.c.seq > seq, _emb.c.model == model, papers.c.hidden.is_(False))
+                        .where(_emb.c.seq > after, _emb.c.seq <= upto, _emb.c.model == model,
+                               papers.c.hidden.is_(False))
                         .limit(at_most + 1)).all()
     return None if len(rows) > at_most else {pk: as_array(vector) for pk, vector in rows}
 

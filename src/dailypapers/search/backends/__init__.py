@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dailypapers.store.schema import paper_embeddings
 
+HIDDEN_MARGIN = 16  # nearest_each's spare neighbours per probe, for the hidden papers it leaves out
 _MODULES = {"sqlite": "sqlite", "postgresql": "postgres"}
 _chosen: dict[str, ModuleType] = {}
 
@@ -67,4 +68,4 @@ def vectors_version(conn: Connection) -> int:
     return conn.execute(_VERSION).scalar_one()
 
 
-__all__ = ["backend_for", "upkeep", "vectors_version"]
+__all__ = ["HIDDEN_MARGIN", "backend_for", "upkeep", "vectors_version"]

@@ -31,11 +31,13 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 
 import numpy as np
+from pgvector import Vector as PgVector
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import Float, bindparam, literal, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from dailypapers.search import fulltext
+from dailypapers.search.backends import HIDDEN_MARGIN
 from dailypapers.search.filters import Filters
 from dailypapers.search.query import Query
 from dailypapers.store.backend import in_list
@@ -125,7 +127,7 @@ _NEAREST_EACH = text("""
     FROM unnest(CAST(:queries AS vector[])) WITH ORDINALITY AS q(v, ord)
     CROSS JOIN LATERAL (
         SELECT e.paper_pk, e.vector <=> q.v AS distance FROM paper_embeddings e
-        WHERE e.model = :model ORDER BY e.vector <=> q.v LIMIT :k + 16) AS n
+        WHERE e.model = :model ORDER BY e.vector <=> q.v LIMIT :take) AS n
     JOIN papers ON papers.pk = n.paper_pk AND NOT papers.hidden
     ORDER BY q.ord, n.distance, n.paper_pk""")
 
@@ -133,14 +135,15 @@ _NEAREST_EACH = text("""
 def nearest_each(conn: Connection, queries: np.ndarray, limits: list[int],
                  model: str) -> list[list[tuple[int, float]]]:
     """For each unit vector of ``queries``, its ``limits[i]`` nearest visible papers by the HNSW
-    index (16 more taken, then the hidden ones left out: a list comes short only when more of them
-    are hidden): one statement per distinct limit, whose ``ef_search`` it sets."""
+    index (``HIDDEN_MARGIN`` more taken, then the hidden ones left out: a list comes short only when
+    more of them are hidden): one statement per distinct limit, whose ``ef_search`` it sets."""
     found: list[list[tuple[int, float]]] = [[] for _ in queries]
     for k in sorted(set(limits)):
         rows = [i for i, limit in enumerate(limits) if limit == k]
-        _ef_search(conn, min(k + 16, PG_MAX_EF_SEARCH))
-        vectors = ["[" + ",".join(f"{x:.7g}" for x in queries[i]) + "]" for i in rows]
-        for ord_, pk, cosine in conn.execute(_NEAREST_EACH, {"queries": vectors, "model": model, "k": k}):
+        take = k + HIDDEN_MARGIN
+        _ef_search(conn, min(take, PG_MAX_EF_SEARCH))
+        vectors = [PgVector(queries[i]).to_text() for i in rows]
+        for ord_, pk, cosine in conn.execute(_NEAREST_EACH, {"queries": vectors, "model": model, "take": take}):
             found[rows[ord_ - 1]].append((pk, float(cosine)))
     return [each[:k] for each, k in zip(found, limits)]
 

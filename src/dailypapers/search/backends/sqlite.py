@@ -25,6 +25,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.selectable import Join
 
 from dailypapers.search import fulltext
+from dailypapers.search.backends import HIDDEN_MARGIN
 from dailypapers.search.filters import Filters, statement_for
 from dailypapers.search.query import Query
 from dailypapers.search.vector_index import Scored, VectorIndex, as_array, current_model, open_index, to_blob
@@ -60,9 +61,6 @@ def nearest(conn: Connection, q: np.ndarray, filters: Filters, limit: int, model
     """The papers nearest to the unit vector ``q`` in the model's file (without building it)."""
     index = open_index(conn.engine, model=model, build=False)
     return search_file(conn, index, q, filters, limit, exact, checked)
-
-
-HIDDEN_MARGIN = 16  # nearest_each's spare candidates per probe
 
 
 def nearest_each(conn: Connection, queries: np.ndarray, limits: list[int],
