@@ -16,7 +16,7 @@ The int8 exact scan meets the target with no approximate structure: it builds in
 pass at the speed of reading the table, needs no tuning, handles any filter by masking, and new
 rows are simply scored beside it. An HNSW graph would be 100x faster per query but costs minutes of
 2-core CPU to build at 1M, and incremental upkeep; not needed at this scale. Top-k selection uses
-a sampled threshold (0.6 ms instead of argpartition's 13 ms over 1M scores).
+a sampled threshold (0.6 ms instead of argpartition's 13 ms over 1M scores; scored.py).
 
 Staleness: each row has a ``seq``, larger than that of every row committed before it. The file
 records the largest ``seq`` it covers; every search reads the rows above it (an index probe that
@@ -43,6 +43,7 @@ from filelock import FileLock
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from dailypapers.search.scored import Scored
 from dailypapers.store.db import database_file
 from dailypapers.store.schema import EMBEDDING_DIM, paper_embeddings
 
@@ -313,47 +314,6 @@ class VectorIndex:
             parts.append((tail.pks, tail_scores))
             factors.append(1.0)
         return Scored(parts, factors)
-
-
-@dataclass
-class Scored:
-    parts: list[tuple[np.ndarray, np.ndarray]]  # (paper pks, scores), the file's and the tail's
-    factors: list[float]  # what turns each part's scores into cosines (the file's: 1 / scale²)
-
-    def __len__(self) -> int:
-        return sum(len(pks) for pks, _ in self.parts)
-
-    def top(self, k: int) -> np.ndarray:
-        """The paper pks of the k best scores of each part (no -inf), deduplicated."""
-        return np.unique(np.array(list(self.best(k)), np.int64))
-
-    def best(self, k: int) -> dict[int, float]:
-        """The k best of each part (no -inf): paper pk -> approximate cosine (exact for the tail)."""
-        found: dict[int, float] = {}
-        for (pks, scores), factor in zip(self.parts, self.factors):
-            best = _top(scores, k)
-            best = best[np.isfinite(scores[best])]
-            found.update(zip(np.asarray(pks[best], np.int64).tolist(), (scores[best] * factor).tolist()))
-        return found
-
-
-def _top(scores: np.ndarray, k: int, stride: int = 32) -> np.ndarray:
-    """Positions of the k largest scores (any order).
-
-    A threshold from every 32nd score leaves a few k candidates for the exact partition: 0.6 ms
-    instead of argpartition's 13 ms over 1M scores. Exact: when fewer than k pass it, all are ranked.
-    """
-    n = len(scores)
-    if k >= n:
-        return np.arange(n)
-    if n > 64 * stride and k * 8 < n:
-        sample = scores[::stride]
-        rank = min(len(sample) - 1, 2 * k // stride + 8)  # ~2k + 8 * stride scores lie above it
-        threshold = np.partition(sample, len(sample) - 1 - rank)[len(sample) - 1 - rank]
-        above = np.flatnonzero(scores >= threshold)
-        if len(above) >= k:
-            return above[np.argpartition(scores[above], len(above) - k)[len(above) - k:]]
-    return np.argpartition(scores, n - k)[n - k:]
 
 
 _open: dict[tuple[str, str], VectorIndex] = {}

@@ -24,11 +24,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.selectable import Join
 
-from dailypapers.search import fulltext
+from dailypapers.search import fulltext, fulltext_search
 from dailypapers.search.backends import HIDDEN_MARGIN
 from dailypapers.search.filters import Filters, statement_for
 from dailypapers.search.query import Query
-from dailypapers.search.vector_index import Scored, VectorIndex, as_array, current_model, open_index, to_blob
+from dailypapers.search.scored import Scored
+from dailypapers.search.vector_index import VectorIndex, as_array, current_model, open_index, to_blob
 from dailypapers.store.backend import in_list
 from dailypapers.store.schema import paper_embeddings, papers
 
@@ -50,7 +51,7 @@ def vector_value(vector: np.ndarray) -> bytes:
 def text_top(conn: Connection, query: Query, filters: Filters, limit: int,
              checked=None) -> list[tuple[int, float]]:  # noqa: ANN001
     """(pk, BM25 score) of the best matches under the filters, best first."""
-    return fulltext.search(conn, query, filters, limit, checked)
+    return fulltext_search.search(conn, query, filters, limit, checked)
 
 
 # --- vectors ----------------------------------------------------------------------------------------
