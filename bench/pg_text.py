@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE))
 
 from search import postgres_url, queries  # noqa: E402
 
-from dailypapers.search import fulltext, hybrid  # noqa: E402
+from dailypapers.search import fulltext, fulltext_search, hybrid  # noqa: E402
 import pg_tsrank as pg_text  # noqa: E402
 from dailypapers.search.embedder import load_embedder  # noqa: E402
 from dailypapers.search.filters import Filters  # noqa: E402
@@ -105,7 +105,7 @@ def gin_bounded(conn: Connection, query, filters: Filters, limit: int, checked=N
 
 
 def tantivy_side(conn: Connection, query, filters: Filters, limit: int, checked=None) -> list[TextHit]:  # noqa: ANN001
-    return [TextHit(pk, s) for pk, s in fulltext.search(conn, query, filters, limit, checked)]
+    return [TextHit(pk, s) for pk, s in fulltext_search.search(conn, query, filters, limit, checked)]
 
 
 def ts_rank_side(conn: Connection, query, filters: Filters, limit: int, checked=None) -> list[TextHit]:  # noqa: ANN001

@@ -10,7 +10,8 @@ from sqlalchemy import func, select, text
 from dailypapers.domain import Author, Deletion, Organization, Paper, Version
 from dailypapers.ingest import ingest
 from dailypapers.search.filters import Filters
-from dailypapers.search.fulltext import FullTextIndex, build_query
+from dailypapers.search.fulltext import FullTextIndex
+from dailypapers.search.fulltext_search import build_query
 from dailypapers.search.highlight import highlight
 from dailypapers.search.query import MAX_QUERY_CHARS, Query, parse_query
 from dailypapers.search.text import TextHit, text_search

@@ -168,7 +168,8 @@ def test_the_cli_ranks_the_same(corpus, db_url, tmp_path):
 
 
 def test_a_pasted_abstract_is_searched_by_its_most_telling_words(corpus):
-    from dailypapers.search.fulltext import MAX_QUERY_TERMS, STOP_WORDS, _weighted_tokens, open_fulltext
+    from dailypapers.search.fulltext import open_fulltext
+    from dailypapers.search.fulltext_search import MAX_QUERY_TERMS, STOP_WORDS, _weighted_tokens
     from dailypapers.search.query import _words
     from dailypapers.store.queries import paper
 

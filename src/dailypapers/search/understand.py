@@ -6,7 +6,7 @@ since the same words may be a topic. A name is two to four words side by side in
 one author's name in order (a part of a longer name counts: "de vries" for "Jan de Vries"). One word
 alone is not read as a name: on the sample corpus, 11 of the 715 authors' name words are also words
 of the abstracts ("can" in 53 of 98, "law", "sun", "gui"), and the text side already weighs a name
-word in the author field (fulltext.AUTHORS_BOOST).
+word in the author field (fulltext_search.AUTHORS_BOOST).
 
 Found through the full-text index's author field (both databases use it), so a name costs a phrase
 lookup per word span: queries longer than MAX_QUERY_WORDS (a pasted paragraph) are not read for names.

@@ -36,7 +36,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import Float, bindparam, literal, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from dailypapers.search import fulltext
+from dailypapers.search import fulltext, fulltext_search
 from dailypapers.search.backends import HIDDEN_MARGIN
 from dailypapers.search.filters import Filters
 from dailypapers.search.query import Query
@@ -63,7 +63,7 @@ def vector_value(vector: np.ndarray) -> np.ndarray:
 def text_top(conn: Connection, query: Query, filters: Filters, limit: int,
              checked=None) -> list[tuple[int, float]]:  # noqa: ANN001
     """(pk, BM25 score) of the best matches under the filters, best first (search/fulltext.py)."""
-    return fulltext.search(conn, query, filters, limit, checked)
+    return fulltext_search.search(conn, query, filters, limit, checked)
 
 
 # --- vectors: pgvector HNSW -------------------------------------------------------------------------
