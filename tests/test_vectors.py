@@ -498,3 +498,12 @@ def test_similarities_match_the_stored_vectors(embedded, embedder):
     assert set(found) == set(list(stored)[:40])  # a paper without a vector has no similarity
     for pk, score in found.items():
         assert abs(score - float(np.dot(stored[pk], q / np.linalg.norm(q)))) < 0.01
+
+
+def test_similarities_of_no_papers_or_of_papers_without_vectors_are_empty(embedded, embedder):
+    """A search whose text-only candidates have no vector asks for none (it once failed on SQLite)."""
+    q = _query(embedder, "a robot that learns to fold clothes")
+    with embedded.connect() as conn:
+        assert vectors.similarities(conn, q, [], embedder.name) == {}
+        assert vectors.similarities(conn, q, [10**9], embedder.name) == {}
+        assert vectors.similarities(conn, q, [], embedder.name, present=True) == {}

@@ -41,6 +41,8 @@ def _top(scores: np.ndarray, k: int, stride: int = 32) -> np.ndarray:
     instead of argpartition's 13 ms over 1M scores. Exact: when fewer than k pass it, all are ranked.
     """
     n = len(scores)
+    if k <= 0:
+        return np.arange(0)
     if k >= n:
         return np.arange(n)
     if n > 64 * stride and k * 8 < n:
