@@ -235,7 +235,9 @@ def speed(args, log) -> dict:  # noqa: ANN001
 
     from dailypapers.store.schema import paper_embeddings, recommendations
 
-    model, n = "bench-clustered", args.papers
+    # The generated vectors go under the bundled model's name, as bench/search.py and bench/web.py
+    # label the corpus they share (no query is embedded here).
+    model, n = load_embedder().name, args.papers
     if args.database == "postgresql":
         engine, _, _ = corpus.build_postgresql(corpus.postgres_url(args.workdir), n, model, args.workdir)
     else:

@@ -141,9 +141,18 @@ def build_postgresql(url: str, n: int, model: str, workdir: Path) -> tuple:
         build_s = time.perf_counter() - started
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
+    label_vectors(engine, model)
     started = time.perf_counter()
     upkeep(engine)  # a no-op when the ingest above indexed them already
     return engine, time.perf_counter() - started, build_s
+
+
+def label_vectors(engine, model: str) -> None:  # noqa: ANN001
+    """Name the generated vectors after the model the run searches with. The benchmarks share one
+    corpus per work dir: vectors left under another name would turn every search into a miss (and a
+    served site would spend the run embedding its backlog)."""
+    with engine.begin() as conn:
+        conn.execute(paper_embeddings.update().where(paper_embeddings.c.model != model).values(model=model))
 
 
 def ts_rank_floor(engine, texts: list[str]) -> list[float]:  # noqa: ANN001
@@ -210,6 +219,7 @@ def build(workdir: Path, n: int, model: str) -> tuple:  # noqa: ANN001
                     for pk, v in zip(chunk, vectors)])
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
+    label_vectors(engine, model)
     started = time.perf_counter()
     fulltext.sync(engine)  # a no-op when the ingest above indexed them already
     fulltext_s = time.perf_counter() - started

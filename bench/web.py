@@ -5,7 +5,8 @@
 
 Uses the generated corpus of bench/search.py (built there if missing, with feed days added here),
 serves it with `dailypapers serve` in its own process, and loads /, a paper page and /search?q=...
-in turn for a fixed time each (and / rendered afresh for each request: /?r=<n>, never kept), from wrk (`apt-get install wrk`; C, one thread, so the server gets most of
+in turn for a fixed time each (and / and the searches made afresh for each request: /?r=<n>,
+/search?q=...&r=<n>, never kept: readers who are not signed in share kept pages), from wrk (`apt-get install wrk`; C, one thread, so the server gets most of
 the two cores) or, without it or with --client python, an asyncio client in another process. The
 floor beside them is /static/app.css: the same server and client, with no database and no template.
 --database postgresql serves the same corpus from PostgreSQL (pgserver under the work dir, the
@@ -174,6 +175,9 @@ def run(args, database: str) -> dict:  # noqa: ANN001
             "home_rendered": [f"/?r={i}" for i in range(50_000)],
             "paper": [f"/papers/{paper_id}" for paper_id in paper_ids],
             "search": [f"/search?{urlencode({'q': q})}" for q in SEARCHES],
+            # The same searches made afresh each time (a kept search page serves only the same URL).
+            "search_rendered": [f"/search?{urlencode({'q': SEARCHES[i % len(SEARCHES)], 'r': i})}"
+                                for i in range(50_000)],
         }
         figures = {"database": database, "papers": args.papers, "clients": args.clients, "workers": args.workers,
                    "client": args.client}

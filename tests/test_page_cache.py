@@ -228,3 +228,29 @@ def test_a_kept_page_lasts_a_minute_at_most(apps, monkeypatch):
     assert reader.get("/trending", headers={"if-none-match": etag}).status_code == 304
     monkeypatch.setattr(pagecache, "_minute", lambda: 2)
     assert reader.get("/trending", headers={"if-none-match": etag}).status_code == 200
+
+
+def test_a_search_is_kept_for_readers_not_signed_in_until_a_write(apps, engine, monkeypatch):
+    """The same search by readers who are not signed in runs once per version (any reader, any token);
+    a write runs it again; a signed-in reader's search always runs."""
+    from dailypapers.web import pages
+
+    reader, writer = apps
+    runs = []
+    real = pages.search
+    monkeypatch.setattr(pages, "search", lambda *a, **k: runs.append(a[1]) or real(*a, **k))
+    url = "/search?q=robot+manipulation"
+    first, second = reader.get(url), reader.get(url)
+    assert first.status_code == second.status_code == 200 and len(runs) == 1
+    assert second.text == first.text and "dp-kept-page" not in second.text
+    other = TestClient(reader.app)
+    with other:
+        theirs = other.get(url)
+        assert len(runs) == 1 and token(theirs) != token(first)
+        assert theirs.text.replace(token(theirs), "") == first.text.replace(token(first), "")
+    user = accounts.sign_up(engine, "cy@example.org", "correct horse", "cy")
+    community.toggle_upvote(engine, user, PAPER)
+    assert reader.get(url).status_code == 200 and len(runs) == 2
+    signed_in(writer)
+    writer.get(url), writer.get(url)
+    assert len(runs) == 4

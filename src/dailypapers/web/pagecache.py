@@ -50,11 +50,17 @@ def kept(route: Callable[..., Response]) -> Callable[..., Response]:
     return page
 
 
+def is_kept(request: Request, engine: Engine) -> bool:
+    """Whether a current copy of this page is kept (for a reader who is not signed in)."""
+    with _lock:
+        return _key(request, engine) in _pages
+
+
 def cached_page(request: Request, engine: Engine, user: dict | None, build: Callable[[], Response]) -> Response:
     """``build()``'s response, from the kept copy when there is a current one."""
     if user is not None:
         return build()
-    key = (str(engine.url), str(request.url), queries.pages_version(engine), _minute())
+    key = _key(request, engine)
     with _lock:
         found = _pages.get(key)
         if found is not None:
@@ -80,6 +86,10 @@ def cached_page(request: Request, engine: Engine, user: dict | None, build: Call
     response = Response(body.replace(_PLACEHOLDER, token.encode()), media_type=media_type, headers=headers)
     set_csrf_cookie(request, response)
     return response
+
+
+def _key(request: Request, engine: Engine) -> tuple:
+    return (str(engine.url), str(request.url), queries.pages_version(engine), _minute())
 
 
 def _minute() -> int:

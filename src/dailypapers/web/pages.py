@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from datetime import date
 from urllib.parse import urlencode
 
@@ -18,7 +20,7 @@ from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
 from dailypapers.web.inputs import NoNul
-from dailypapers.web.pagecache import kept
+from dailypapers.web.pagecache import cached_page, is_kept, kept
 from dailypapers.web.periods import Period, PeriodError
 
 router = APIRouter(dependencies=[NoNul])
@@ -155,7 +157,12 @@ async def search_page(request: Request, engine: Db, user: User) -> Response:
     args = (request, engine, user, q, sort, page_number, filters)
     if not q.strip() and not filters.active:
         return await run_in_threadpool(_search_page, *args)
-    return await one_search_at_a_time(request, _search_page, *args)
+    # Readers who are not signed in share kept pages (web/pagecache.py): a search just made by
+    # anyone is served without waiting for a turn.
+    page = functools.partial(cached_page, request, engine, user, functools.partial(_search_page, *args))
+    if user is None and await run_in_threadpool(is_kept, request, engine):
+        return await run_in_threadpool(page)
+    return await one_search_at_a_time(request, page)
 
 
 def _search_page(request: Request, engine, user: dict | None, q: str, sort: str,  # noqa: ANN001
