@@ -1,11 +1,12 @@
 """Recommendation quality on real reference libraries (citeulike-a), beside the baselines, in one run.
 
-    python bench/recommend.py [--setting 1|10] [--titles F --train F --test F] [--users N]
+    python bench/recommend.py [--setting 1|10] [--titles F --train F --test F] [--tags] [--users N]
                               [--database sqlite|postgresql] [--workdir DIR] [--json]
     python bench/recommend.py --speed [--papers 100000] [--readers 2000] [--database ...]
 
 The titles go in as papers through the ingest pipeline (the title is also the abstract: there is
-none), are embedded by the product's embedder (the bundled MiniLM, through ``embed_backlog`` as
+none; with --tags the abstract is the article's tags instead, the words readers filed it under
+(item-tag.dat and tags.dat beside --titles), and every method below sees them), are embedded by the product's embedder (the bundled MiniLM, through ``embed_backlog`` as
 `dailypapers embed` does; the vectors are cached by text in the work dir, so a rerun is quick),
 every user of the training file becomes a reader whose training articles are saved as
 ``saved_list.toggle_saved`` saves them (in bulk, with its steps). Then ``recommend.for_reader`` gives each sampled reader's top 300, and
@@ -106,14 +107,22 @@ class CachedEmbedder:
                  name=np.array(self.name))
 
 
-def load_database(url: str, data_dir: Path, titles: list[str], train: list[list[int]], embedder: CachedEmbedder,
-                  log) -> tuple:  # noqa: ANN001
+def tag_abstracts(titles_path: Path) -> list[str]:
+    """Each article's tags as one line of words ("protein folding, molecular dynamics, ..."), from
+    item-tag.dat (per article: the count, then tag indices) and tags.dat (one tag per line)."""
+    words = [w.replace("_", " ").replace("-", " ") for w in read_lines(titles_path.with_name("tags.dat.gz"))]
+    return [", ".join(words[int(t)] for t in line.split()[1:])
+            for line in read_lines(titles_path.with_name("item-tag.dat.gz"))]
+
+
+def load_database(url: str, data_dir: Path, titles: list[str], abstracts: list[str], train: list[list[int]],
+                  embedder: CachedEmbedder, log) -> tuple:  # noqa: ANN001
     """Papers, embeddings, readers and their saves, through the product's own code."""
     engine = open_engine(url, data_dir=data_dir)
     migrate(engine)
     started = time.perf_counter()
-    report = ingest(engine, [(f"title {i}", Paper(id=paper_id(i), title=t, summary=t))
-                             for i, t in enumerate(titles)])
+    report = ingest(engine, [(f"title {i}", Paper(id=paper_id(i), title=t, summary=a or t))
+                             for i, (t, a) in enumerate(zip(titles, abstracts))])
     log(f"ingested {report.inserted:,} papers in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     embed_backlog(engine, embedder, batch_size=64)
@@ -319,6 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--titles", type=Path, default=DATA / "titles.txt.gz")
     parser.add_argument("--train", type=Path)
     parser.add_argument("--test", type=Path)
+    parser.add_argument("--tags", action="store_true", help="each article's tags as its abstract, for every method")
     parser.add_argument("--users", type=int, default=0, help="readers measured, a sample (default all)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dailypapers-bench-recommend")
@@ -340,6 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # One title holds a control character, which the ingest rejects: a space instead, for every method.
     titles = [re.sub(r"[\x00-\x1f\x7f]", " ", t) for t in read_lines(args.titles)]
+    abstracts = tag_abstracts(args.titles) if args.tags else [""] * len(titles)
     train, test = libraries(train_path), libraries(test_path)
     measured = [u for u in range(len(train)) if test[u] and train[u]]
     if args.users and args.users < len(measured):
@@ -356,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
             leftover.unlink()
         shutil.rmtree(args.workdir / "fulltext" / f"recommend-{args.setting}.v1", ignore_errors=True)
         url = f"sqlite:///{db}"
-    engine, user_pks, pk_of = load_database(url, args.workdir, titles, train, embedder, log)
+    engine, user_pks, pk_of = load_database(url, args.workdir, titles, abstracts, train, embedder, log)
 
     index_of = {pid: int(pid.split("/")[1]) for pid in pk_of}
     ours = {m: [] for m in CUTOFFS}
@@ -374,7 +385,7 @@ def main(argv: list[str] | None = None) -> dict:
     with engine.connect() as conn:
         stored = stored_vectors(conn, pk_of.values())
     vectors = np.stack([stored[pk_of[paper_id(i)]] for i in range(len(titles))])
-    baselines = Baselines(titles, train, vectors)
+    baselines = Baselines([f"{t}. {a}" if a else t for t, a in zip(titles, abstracts)], train, vectors)
     results = {}
     for name in BASELINES:
         started, found = time.perf_counter(), {m: [] for m in CUTOFFS}
@@ -385,12 +396,12 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"{name}: {time.perf_counter() - started:.0f} s")
     engine.dispose()
 
-    summary = {"setting": args.setting, "database": args.database, "readers": len(measured),
+    summary = {"setting": args.setting, "database": args.database, "readers": len(measured), "tags": args.tags,
                **{f"ours_recall_at_{m}": round(float(np.mean(v)), 4) for m, v in ours.items()},
                "baselines": results}
     rows = [("dailypapers", {f"recall_at_{m}": summary[f"ours_recall_at_{m}"] for m in CUTOFFS}),
             *results.items()]
-    log(f"\nP={args.setting}, {len(measured):,} readers, {args.database}")
+    log(f"\nP={args.setting}, {len(measured):,} readers, {args.database}{', tags as abstracts' if args.tags else ''}")
     log(f"{'method':24s}" + "".join(f"{'recall@' + str(m):>12s}" for m in CUTOFFS))
     for name, r in rows:
         log(f"{name:24s}" + "".join(f"{r[f'recall_at_{m}']:12.3f}" for m in CUTOFFS))
