@@ -6,8 +6,8 @@
 
 The titles go in as papers through the ingest pipeline (the title is also the abstract: there is
 none; with --tags the abstract is the article's tags instead, the words readers filed it under
-(item-tag.dat and tags.dat beside --titles), and every method below sees them), are embedded by the product's embedder (the bundled MiniLM, through ``embed_backlog`` as
-`dailypapers embed` does; the vectors are cached by text in the work dir, so a rerun is quick),
+(item-tag.dat and tags.dat beside --titles), and every method below sees them), are embedded by
+the product's embedder (the bundled MiniLM, through ``embed_backlog`` as `dailypapers embed` does; the vectors are cached by text in the work dir, so a rerun is quick),
 every user of the training file becomes a reader whose training articles are saved as
 ``saved_list.toggle_saved`` saves them (in bulk, with its steps). Then ``recommend.for_reader`` gives each sampled reader's top 300, and
 recall@50/100/300 (held-out articles found / held-out articles, averaged over readers) is printed

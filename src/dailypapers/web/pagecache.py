@@ -50,10 +50,12 @@ def kept(route: Callable[..., Response]) -> Callable[..., Response]:
     return page
 
 
-def is_kept(request: Request, engine: Engine) -> bool:
-    """Whether a current copy of this page is kept (for a reader who is not signed in)."""
-    with _lock:
-        return _key(request, engine) in _pages
+def kept_copy(request: Request, engine: Engine) -> Response | None:
+    """This page's kept copy for a reader who is not signed in, when a current one is kept (a route
+    can serve it before queueing for the work of building it)."""
+    key = _key(request, engine)
+    found = _found(key)
+    return None if found is None else _served(request, key, found)
 
 
 def cached_page(request: Request, engine: Engine, user: dict | None, build: Callable[[], Response]) -> Response:
@@ -61,10 +63,7 @@ def cached_page(request: Request, engine: Engine, user: dict | None, build: Call
     if user is not None:
         return build()
     key = _key(request, engine)
-    with _lock:
-        found = _pages.get(key)
-        if found is not None:
-            _pages.move_to_end(key)
+    found = _found(key)
     if found is None:
         request.state.page_token = PLACEHOLDER
         try:
@@ -75,6 +74,19 @@ def cached_page(request: Request, engine: Engine, user: dict | None, build: Call
             return response
         found = (response.media_type, response.body)
         _keep(key, found)
+    return _served(request, key, found)
+
+
+def _found(key: tuple) -> tuple[str, bytes] | None:
+    with _lock:
+        found = _pages.get(key)
+        if found is not None:
+            _pages.move_to_end(key)
+    return found
+
+
+def _served(request: Request, key: tuple, found: tuple[str, bytes]) -> Response:
+    """A kept page as this reader gets it: their CSRF token put in, with an ETag of it."""
     media_type, body = found
     if _PLACEHOLDER not in body:  # not a page with forms (a .bib, a .md)
         return Response(body, media_type=media_type)

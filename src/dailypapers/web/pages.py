@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 from datetime import date
 from urllib.parse import urlencode
 
@@ -20,7 +19,7 @@ from dailypapers.store import queries
 from dailypapers.web import periods, shape
 from dailypapers.web.deps import Db, User, one_search_at_a_time, render
 from dailypapers.web.inputs import NoNul
-from dailypapers.web.pagecache import cached_page, is_kept, kept
+from dailypapers.web.pagecache import cached_page, kept, kept_copy
 from dailypapers.web.periods import Period, PeriodError
 
 router = APIRouter(dependencies=[NoNul])
@@ -159,10 +158,10 @@ async def search_page(request: Request, engine: Db, user: User) -> Response:
         return await run_in_threadpool(_search_page, *args)
     # Readers who are not signed in share kept pages (web/pagecache.py): a search just made by
     # anyone is served without waiting for a turn.
-    page = functools.partial(cached_page, request, engine, user, functools.partial(_search_page, *args))
-    if user is None and await run_in_threadpool(is_kept, request, engine):
-        return await run_in_threadpool(page)
-    return await one_search_at_a_time(request, page)
+    if user is None and (copy := await run_in_threadpool(kept_copy, request, engine)) is not None:
+        return copy
+    return await one_search_at_a_time(request, cached_page, request, engine, user,
+                                      functools.partial(_search_page, *args))
 
 
 def _search_page(request: Request, engine, user: dict | None, q: str, sort: str,  # noqa: ANN001
