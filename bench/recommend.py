@@ -5,8 +5,9 @@
     python bench/recommend.py --speed [--papers 100000] [--readers 2000] [--database ...]
 
 The titles go in as papers through the ingest pipeline (the title is also the abstract: there is
-none; with --tags the abstract is the article's tags instead, the words readers filed it under
-(item-tag.dat and tags.dat beside --titles), and every method below sees them), are embedded by
+none; with --tags the article's tags, the words readers filed it under (item-tag.dat and tags.dat
+beside --titles), are its abstract and its keywords, as Hugging Face's ai_keywords are a paper's,
+and every method below sees them), are embedded by
 the product's embedder (the bundled MiniLM, through ``embed_backlog`` as `dailypapers embed` does; the vectors are cached by text in the work dir, so a rerun is quick),
 every user of the training file becomes a reader whose training articles are saved as
 ``saved_list.toggle_saved`` saves them (in bulk, with its steps). Then ``recommend.for_reader`` gives each sampled reader's top 300, and
@@ -17,7 +18,8 @@ a logistic regression per reader on the embeddings (Scholar Inbox). The baseline
 outside the reader's training part, as the protocol says (citeulike-a's README).
 
 --speed: latency instead of quality, at scale: bench/search.py's generated corpus (word-frequency
-titles and abstracts, clustered unit vectors) of ``--papers`` papers, ``--readers`` readers with ten
+titles and abstracts, clustered unit vectors; 14 keywords each, word pairs of the abstract) of
+``--papers`` papers, ``--readers`` readers with ten
 saves each (a few topics per reader), then a reader's list recomputed (p50/p95), the same from the
 cache (p50/p95), ``refresh`` making every reader's first row (a full ranking each: what a change of
 signals costs), and ``refresh`` once ``--new`` papers were embedded (merged into every row).
@@ -51,6 +53,7 @@ from dailypapers.search.embedder import load_embedder
 from dailypapers.search.vectors import embed_backlog, stored_vectors
 from dailypapers.store.db import migrate, open_engine
 from dailypapers.store.schema import papers, users
+from dailypapers.validate import MAX_KEYWORDS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "recommend" / "citeulike-a"
 CUTOFFS = (50, 100, 300)
@@ -107,22 +110,27 @@ class CachedEmbedder:
                  name=np.array(self.name))
 
 
-def tag_abstracts(titles_path: Path) -> list[str]:
-    """Each article's tags as one line of words ("protein folding, molecular dynamics, ..."), from
+def article_tags(titles_path: Path) -> list[list[str]]:
+    """Each article's tags as words (["protein folding", "molecular dynamics", ...]), from
     item-tag.dat (per article: the count, then tag indices) and tags.dat (one tag per line)."""
     words = [w.replace("_", " ").replace("-", " ") for w in read_lines(titles_path.with_name("tags.dat.gz"))]
-    return [", ".join(words[int(t)] for t in line.split()[1:])
-            for line in read_lines(titles_path.with_name("item-tag.dat.gz"))]
+    return [[words[int(t)] for t in line.split()[1:]] for line in read_lines(titles_path.with_name("item-tag.dat.gz"))]
 
 
-def load_database(url: str, data_dir: Path, titles: list[str], abstracts: list[str], train: list[list[int]],
+def load_database(url: str, data_dir: Path, titles: list[str], tags: list[list[str]], train: list[list[int]],
                   embedder: CachedEmbedder, log) -> tuple:  # noqa: ANN001
     """Papers, embeddings, readers and their saves, through the product's own code."""
     engine = open_engine(url, data_dir=data_dir)
     migrate(engine)
     started = time.perf_counter()
-    report = ingest(engine, [(f"title {i}", Paper(id=paper_id(i), title=t, summary=a or t))
-                             for i, (t, a) in enumerate(zip(titles, abstracts))])
+    def keywords(tags: list[str]) -> list[str]:  # as many as a paper may have, none empty
+        return list(dict.fromkeys(t.strip() for t in tags if t.strip()))[:MAX_KEYWORDS]
+
+    report = ingest(engine, [(f"title {i}", Paper(id=paper_id(i), title=t, summary=", ".join(k) or t,
+                                                  keywords=keywords(k)))
+                             for i, (t, k) in enumerate(zip(titles, tags))])
+    if report.rejected:
+        raise SystemExit(f"{report.rejected} articles rejected by the ingest")
     log(f"ingested {report.inserted:,} papers in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     embed_backlog(engine, embedder, batch_size=64)
@@ -236,6 +244,29 @@ def postgres_url(workdir: Path, setting: int) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+KEYWORDS_PER_PAPER = 14  # the most Hugging Face's ai_keywords give a paper in the recorded feed (6-14, 9.6 on average)
+
+
+def give_keywords(engine, log) -> None:  # noqa: ANN001
+    """Keywords for the generated papers that have none, as Hugging Face gives papers theirs: pairs
+    of words from the paper's own abstract (so their frequencies follow the corpus's words)."""
+    from sqlalchemy import bindparam, update
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(papers.c.pk, papers.c.summary).where(papers.c.keywords.is_(None))).all()
+    if not rows:
+        return
+    started, rng = time.perf_counter(), np.random.default_rng(7)
+    values = []
+    for pk, summary in rows:
+        words = summary.rstrip(".").lower().split()
+        starts = rng.choice(len(words) - 1, KEYWORDS_PER_PAPER, replace=False)
+        values.append({"b_pk": pk, "keywords": [f"{words[i]} {words[i + 1]}" for i in starts]})
+    with engine.begin() as conn:
+        conn.execute(update(papers).where(papers.c.pk == bindparam("b_pk")), values)
+    log(f"keywords given to {len(rows):,} papers in {time.perf_counter() - started:.0f} s")
+
+
 def speed(args, log) -> dict:  # noqa: ANN001
     """Latency at scale (see the module's docstring)."""
     from sqlalchemy import func, update
@@ -251,6 +282,7 @@ def speed(args, log) -> dict:  # noqa: ANN001
         engine, _, _ = corpus.build_postgresql(corpus.postgres_url(args.workdir), n, model, args.workdir)
     else:
         engine, _, _ = corpus.build(args.workdir, n, model)
+    give_keywords(engine, log)
     with engine.connect() as conn:
         pks = np.array(conn.execute(select(papers.c.pk).order_by(papers.c.pk)).scalars().all())
         vectors = stored_vectors(conn, pks[::10].tolist())  # topics: clusters seen in a tenth of the papers
@@ -328,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--titles", type=Path, default=DATA / "titles.txt.gz")
     parser.add_argument("--train", type=Path)
     parser.add_argument("--test", type=Path)
-    parser.add_argument("--tags", action="store_true", help="each article's tags as its abstract, for every method")
+    parser.add_argument("--tags", action="store_true", help="each article's tags as its abstract and keywords")
     parser.add_argument("--users", type=int, default=0, help="readers measured, a sample (default all)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dailypapers-bench-recommend")
@@ -350,7 +382,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # One title holds a control character, which the ingest rejects: a space instead, for every method.
     titles = [re.sub(r"[\x00-\x1f\x7f]", " ", t) for t in read_lines(args.titles)]
-    abstracts = tag_abstracts(args.titles) if args.tags else [""] * len(titles)
+    tags = article_tags(args.titles) if args.tags else [[] for _ in titles]
     train, test = libraries(train_path), libraries(test_path)
     measured = [u for u in range(len(train)) if test[u] and train[u]]
     if args.users and args.users < len(measured):
@@ -367,7 +399,7 @@ def main(argv: list[str] | None = None) -> dict:
             leftover.unlink()
         shutil.rmtree(args.workdir / "fulltext" / f"recommend-{args.setting}.v1", ignore_errors=True)
         url = f"sqlite:///{db}"
-    engine, user_pks, pk_of = load_database(url, args.workdir, titles, abstracts, train, embedder, log)
+    engine, user_pks, pk_of = load_database(url, args.workdir, titles, tags, train, embedder, log)
 
     index_of = {pid: int(pid.split("/")[1]) for pid in pk_of}
     ours = {m: [] for m in CUTOFFS}
@@ -385,7 +417,7 @@ def main(argv: list[str] | None = None) -> dict:
     with engine.connect() as conn:
         stored = stored_vectors(conn, pk_of.values())
     vectors = np.stack([stored[pk_of[paper_id(i)]] for i in range(len(titles))])
-    baselines = Baselines([f"{t}. {a}" if a else t for t, a in zip(titles, abstracts)], train, vectors)
+    baselines = Baselines([f"{t}. {', '.join(k)}" if k else t for t, k in zip(titles, tags)], train, vectors)
     results = {}
     for name in BASELINES:
         started, found = time.perf_counter(), {m: [] for m in CUTOFFS}
@@ -401,7 +433,7 @@ def main(argv: list[str] | None = None) -> dict:
                "baselines": results}
     rows = [("dailypapers", {f"recall_at_{m}": summary[f"ours_recall_at_{m}"] for m in CUTOFFS}),
             *results.items()]
-    log(f"\nP={args.setting}, {len(measured):,} readers, {args.database}{', tags as abstracts' if args.tags else ''}")
+    log(f"\nP={args.setting}, {len(measured):,} readers, {args.database}{', tags as abstracts and keywords' if args.tags else ''}")
     log(f"{'method':24s}" + "".join(f"{'recall@' + str(m):>12s}" for m in CUTOFFS))
     for name, r in rows:
         log(f"{name:24s}" + "".join(f"{r[f'recall_at_{m}']:12.3f}" for m in CUTOFFS))

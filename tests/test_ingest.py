@@ -289,3 +289,23 @@ def test_read_ahead_in_a_child_process_gives_the_same_result_and_surfaces_errors
     assert "2501.00005" in rows(engine)
     with pytest.raises(SourceError, match=r"the process reading the input stopped \(exit code 7\)"):
         ingest(engine, _dies, read_ahead=True)
+
+
+def test_keywords_are_stored_kept_when_a_source_has_none_and_bad_ones_named(engine):
+    messages = []
+    ingest(engine, [
+        ("line 1", paper(id="2501.00001", keywords=["transformer", "self-attention"])),
+        ("line 2", paper(id="2501.00002", keywords=["x" * 300])),
+        ("line 3", paper(id="2501.00003", keywords=["fine"] * 101)),
+        ("line 4", paper(id="2501.00004", keywords=["ok", " "])),
+    ], on_reject=lambda r: messages.append(str(r)))
+    assert messages == [
+        "line 2: keywords[1]: is 300 characters long; the limit is 200",
+        "line 3: keywords: has 101; the limit is 100",
+        "line 4: keywords[2]: is empty",
+    ]
+    assert rows(engine)["2501.00001"]["keywords"] == ["transformer", "self-attention"]
+    ingest(engine, [("line 1", paper(id="2501.00001", version=2))])  # an arXiv record says nothing of keywords
+    assert rows(engine)["2501.00001"]["keywords"] == ["transformer", "self-attention"]
+    ingest(engine, [("line 1", paper(id="2501.00001", version=2, keywords=["transformers"]))])
+    assert rows(engine)["2501.00001"]["keywords"] == ["transformers"]

@@ -8,6 +8,7 @@ one topic share words, so they are near each other, with no model to load.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from dailypapers import community, recommend
+from dailypapers.recommend import sources
 from dailypapers.collections import saved as saved_list
 from dailypapers.domain import Paper
 from dailypapers.ingest import ingest
@@ -167,6 +169,26 @@ def test_readers_with_overlapping_libraries_lift_what_they_saved(corpus):  # noq
     ranked = [r.paper_id for r in recommend.for_reader(corpus, user, limit=300)]
     languages = [p for p in ranked if topic_of(p) == "language"]
     assert languages[0] == pid("language", 5)
+
+
+def test_keywords_lift_the_papers_that_share_the_librarys(corpus, monkeypatch):  # noqa: ANN001
+    def keyworded(i: int, keywords: list[str]) -> tuple[str, Paper]:
+        where, record = paper("robots", i)
+        return where, replace(record, keywords=keywords)
+
+    user = reader(corpus)
+    saved(corpus, user, *(pid("robots", i) for i in range(4)))
+    without = [p for p in (r.paper_id for r in recommend.for_reader(corpus, user, limit=300)) if topic_of(p) == "robots"]
+    second = without[1]
+    # The second robots paper shares the library's keywords; the others have keywords of their own.
+    ingest(corpus, [keyworded(i, ["tactile sensing"] if i < 4 or pid("robots", i) == second else ["motion planning"])
+                    for i in range(8)])
+    with corpus.begin() as conn:  # the same signals and embeddings: ranked anew only once the row is gone
+        conn.execute(recommendations.delete())
+    monkeypatch.setattr(sources, "_corpora", {})  # and the corpus sample read again (kept per process)
+    with_keywords = [p for p in (r.paper_id for r in recommend.for_reader(corpus, user, limit=300))
+                     if topic_of(p) == "robots"]
+    assert with_keywords[0] == second and sorted(with_keywords) == sorted(without)
 
 
 def test_the_cache_serves_while_fresh_and_is_recomputed_when_signals_or_embeddings_change(corpus):  # noqa: ANN001

@@ -32,6 +32,8 @@ def test_daily_papers_list(recorded):
     assert [p.upvotes for p in found] == [i["paper"]["upvotes"] for i in raw]
     assert sum(p.github_repo is not None for p in found) >= 16
     assert records[0][0] == "item 1 (2606.00467)"
+    assert first.keywords[:2] == ["zero-shot annotation", "LLM-as-a-judge"] and len(first.keywords) == 14
+    assert [p.keywords for p in found] == [i["paper"]["ai_keywords"] for i in raw]
 
 
 def test_paper_objects(recorded):
@@ -63,6 +65,8 @@ def test_bad_items_are_named_and_the_rest_come_through():
         {"paper": {"id": "2501.00006", "title": "T", "authors": [{"nom": "x"}]}},
         {"paper": {"id": "2501.00007", "title": "Also good", "summary": "s", "categories": ["cs.RO", "cs.LG"]}},
         {"paper": {"id": "2501.00008", "title": "T", "categories": "cs.RO"}},
+        {"paper": {"id": "2501.00009", "title": "T", "ai_keywords": "robots"}},
+        {"paper": {"id": "2501.00010", "title": "T", "ai_keywords": ["robots", 3]}},
     ]
     records = list(parse_hf_json(json.dumps(items).encode()))
     errors = [(w, str(e)) for w, e in records if isinstance(e, RecordError)]
@@ -73,6 +77,8 @@ def test_bad_items_are_named_and_the_rest_come_through():
         ("item 5", "item: must be an object, got list"),
         ("item 6 (2501.00006)", "paper.authors[0].name: is missing"),
         ("item 8 (2501.00008)", "paper.categories: must be a list of strings"),
+        ("item 9 (2501.00009)", "paper.ai_keywords: must be a list of strings"),
+        ("item 10 (2501.00010)", "paper.ai_keywords: must be a list of strings"),
     ]
     assert [p.id for p in papers_of(records)] == ["2501.00001", "2501.00007"]
     assert papers_of(records)[1].categories == ["cs.RO", "cs.LG"]  # dailypapers' own extension, read back

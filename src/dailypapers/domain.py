@@ -115,6 +115,7 @@ class Paper:
     authors: list[Author] = field(default_factory=list)
     num_authors: int | None = None  # when a source gives a count but not the names
     categories: list[str] = field(default_factory=list)  # primary first
+    keywords: list[str] = field(default_factory=list)  # what it is about, in a few words (Hugging Face's ai_keywords)
     published_at: datetime | None = None  # first version
     updated_at: datetime | None = None  # latest version
     versions: list[Version] = field(default_factory=list)

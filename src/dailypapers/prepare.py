@@ -19,7 +19,7 @@ import orjson
 from dailypapers.domain import Deletion, Paper, RecordError, Sourced
 from dailypapers.validate import ControlCharacter, validate, without_controls
 
-JSON_COLUMNS = ("authors", "versions")  # JSON text in a prepared row
+JSON_COLUMNS = ("authors", "versions", "keywords")  # JSON text in a prepared row
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def paper_row(paper: Paper) -> dict:
         "authors": _json([{"name": a.name, "affiliations": list(a.affiliations)} for a in paper.authors]),
         "num_authors": paper.author_count,
         "categories": " ".join(paper.categories),
+        "keywords": _json(paper.keywords),
         "published_at": paper.published_at,
         "updated_at": paper.updated_at,
         "versions": _json([_version(v) for v in sorted(paper.versions, key=lambda v: v.version)]),

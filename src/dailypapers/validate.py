@@ -25,6 +25,8 @@ LIMITS = {
 MAX_AUTHORS = 10_000
 AUTHOR_NAME_LIMIT = 300
 AFFILIATION_LIMIT = 500
+MAX_KEYWORDS = 100
+KEYWORD_LIMIT = 200
 CATEGORY = re.compile(r"[A-Za-z][A-Za-z\-]*(?:\.[A-Za-z\-]+)?")
 EARLIEST = datetime(1986, 1, 1)  # arXiv's oldest back-filled papers are from the late 1980s
 # Control characters other than tab and newline, and lone surrogates (JSON can smuggle them in).
@@ -105,6 +107,10 @@ def validate(paper: Paper, now: datetime | None = None) -> None:
         check_text(f"authors[{i}].name", author.name, AUTHOR_NAME_LIMIT, required=True)
         for affiliation in author.affiliations:
             check_text(f"authors[{i}].affiliation", affiliation, AFFILIATION_LIMIT)
+    if len(paper.keywords) > MAX_KEYWORDS:
+        raise RecordError("keywords", f"has {len(paper.keywords):,}; the limit is {MAX_KEYWORDS}")
+    for i, keyword in enumerate(paper.keywords, 1):
+        check_text(f"keywords[{i}]", keyword, KEYWORD_LIMIT, required=True)
     if paper.num_authors is not None and not 0 <= paper.num_authors <= MAX_AUTHORS:
         raise RecordError("num_authors", f"{paper.num_authors} is out of range")
 

@@ -3,12 +3,17 @@
 1. Candidates, never a scan of every paper in Python: the vector index's nearest neighbours of the
    library as a whole and of its newest papers, the papers co-saved with the library by other
    readers, and the newest papers of what the reader follows.
-2. Dense score: the cosine of each candidate to the mean of the library's papers, both centred on
-   the corpus's mean vector (every embedding shares that direction; removing it sharpens topics).
+2. Dense scores, each standardized against a sample of the corpus (so a paper's score does not
+   depend on the other candidates, and new papers merge into a cached list): the cosine of each
+   candidate to the mean of the library, both centred on the corpus's mean vector (every embedding
+   shares that direction; removing it sharpens topics); and, for a library of several papers, its
+   mean whitened by the corpus's covariance (a linear discriminant of the library against the
+   corpus: what sets the reader's papers apart, not what all papers share); and the papers'
+   keywords, where a source gives them (keywords.py).
 3. Readers: a walk from the library, and from its 50 best dense candidates, through the readers who
    saved them to the rest of their libraries (sources.co_saved) adds ``READERS_WEIGHT`` x its
-   normalized mass; papers near a dismissed one lose ``DISMISSED_WEIGHT`` x that cosine; followed
-   papers gain ``FOLLOWED_BONUS``.
+   mass over the mass's root mean square; papers near a dismissed one lose ``DISMISSED_WEIGHT`` x
+   that cosine; followed papers gain ``FOLLOWED_BONUS``.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from dailypapers.recommend.keywords import KeywordProfile, keyword_profile
 from dailypapers.recommend.signals import Seed, Signals
-from dailypapers.recommend.sources import co_saved, corpus_mean, followed
+from dailypapers.recommend.sources import co_saved, corpus, followed
 from dailypapers.search.backends import backend_for, vectors_version
 from dailypapers.search.filters import Filters
 from dailypapers.search.vector_index import current_model
@@ -31,10 +37,17 @@ LIBRARY_CANDIDATES = 500  # nearest neighbours of the whole library (1,000 gave 
 SEED_QUERIES = 20  # the newest library papers asked for their own neighbours ...
 SEED_NEIGHBOURS = 50  # ... this many each (a second interest is not drowned by the first)
 EXPANSION = 50  # best dense candidates that also start the readers' walk
-EXPANSION_TEMPERATURE = 0.05  # their weights: softmax of the dense score at this temperature
-READERS_WEIGHT = 0.4
-DISMISSED_WEIGHT = 0.5
-FOLLOWED_BONUS = 0.1
+EXPANSION_TEMPERATURE = 0.5  # their weights: softmax of the dense score at this temperature
+# Weights, in standard deviations of each score over the corpus:
+COSINE_WEIGHT = 0.5
+WHITENED_WEIGHT = 1.0  # these two at FULL_LIBRARY papers and more, none for one paper (they cost it
+KEYWORDS_WEIGHT = 0.3  # recall@50: one paper's keywords and its whitened vector are noise), linear between
+FULL_LIBRARY = 10
+READERS_WEIGHT = 0.5
+READERS_SPREAD = 1000  # the walk's mass is divided by its root mean square over this many papers
+DISMISSED_WEIGHT = 2.5
+FOLLOWED_BONUS = 0.5
+SIMILAR_READERS_WEIGHT = 0.4  # similar papers: the walk's mass over its top, beside plain cosines
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,16 @@ class Profile:
     stored: dict[int, np.ndarray]  # their stored vectors
     library: np.ndarray  # the same, centred and normalized
     query: np.ndarray  # the library's mean
+    whitened: np.ndarray  # the library's centred mean times the corpus's inverse covariance
+    grown: float  # how far the library is from one paper to FULL_LIBRARY, 0-1: the weight of the last two
+    spreads: np.ndarray  # (2, 2): the mean and standard deviation of both scores over the corpus
+    keywords: KeywordProfile | None  # the library's keywords, when it and the corpus have some
+
+    def dense(self, centred: np.ndarray) -> np.ndarray:
+        """Candidates' dense scores from their centred vectors, in standard deviations over the corpus."""
+        scores = np.stack([_unit(centred) @ self.query, centred @ self.whitened], axis=1)
+        standard = (scores - self.spreads[0]) / self.spreads[1]
+        return standard @ np.array([COSINE_WEIGHT, WHITENED_WEIGHT * self.grown])
 
 
 def profile(conn: Connection, signals: Signals) -> Profile | None:
@@ -68,11 +91,17 @@ def profile(conn: Connection, signals: Signals) -> Profile | None:
         return None
     stored = stored_vectors(conn, [s.paper_pk for s in signals.seeds], model=model)
     seeds = [s for s in signals.seeds if s.paper_pk in stored]
-    if not seeds:
+    the_corpus = corpus(conn, model, vectors_version(conn))
+    if not seeds or the_corpus is None:
         return None
-    mean = corpus_mean(conn, model, vectors_version(conn))
-    library = _unit(np.stack([stored[s.paper_pk] for s in seeds]) - mean)
-    return Profile(model, mean, seeds, stored, library, library.mean(axis=0))
+    centred = np.stack([stored[s.paper_pk] for s in seeds]) - the_corpus.mean
+    library = _unit(centred)
+    query, whitened = library.mean(axis=0), the_corpus.whitener @ centred.mean(axis=0)
+    sample = np.stack([the_corpus.sample_unit @ query, the_corpus.sample @ whitened], axis=1)
+    spreads = np.stack([sample.mean(axis=0), np.where(sample.std(axis=0) > 0, sample.std(axis=0), 1.0)])
+    grown = min(1.0, (len(seeds) - 1) / (FULL_LIBRARY - 1))
+    keywords = keyword_profile(conn, the_corpus.keywords, [s.paper_pk for s in seeds]) if grown else None
+    return Profile(model, the_corpus.mean, seeds, stored, library, query, whitened, grown, spreads, keywords)
 
 
 def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
@@ -86,7 +115,7 @@ def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
     found = backend_for(conn.engine).nearest_each(conn, probes.astype(np.float32), limits, me.model)
     dense_found = {pk for each in found for pk, _ in each} - signals.excluded
     pks, vectors = _vectors(conn, (dense_found | set(follows)) - signals.excluded, me)
-    dense = vectors @ me.query
+    dense = me.dense(vectors)
 
     # The readers' walk starts from the library and the best dense candidates.
     best = np.argsort(-dense, kind="stable")[:EXPANSION]
@@ -102,8 +131,8 @@ def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
         pks, vectors = np.concatenate([pks, more_pks]), np.concatenate([vectors, more_vectors])
     if not len(pks):
         return []
-    top_mass = max(mass.values(), default=0.0) or 1.0
-    readers = np.array([mass.get(int(pk), 0.0) / top_mass for pk in pks])
+    spread = np.sqrt(sum(m * m for m in mass.values()) / READERS_SPREAD) or 1.0
+    readers = np.array([mass.get(int(pk), 0.0) / spread for pk in pks])
     only_readers = {pk for pk in mass if pk not in dense_found}
     return _scored(conn, signals, me, follows, pks, vectors, readers, only_readers, limit)
 
@@ -120,7 +149,7 @@ def rank_new(conn: Connection, signals: Signals, new: dict[int, np.ndarray]) -> 
         return []
     follows = followed(conn, signals.follows) if signals.follows else {}
     pks = np.array(wanted, np.int64)
-    vectors = _unit(np.stack([new[pk] for pk in wanted]) - me.mean)
+    vectors = np.stack([new[pk] for pk in wanted]) - me.mean
     return _scored(conn, signals, me, follows, pks, vectors, np.zeros(len(pks)), set(), len(pks))
 
 
@@ -129,16 +158,18 @@ def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, 
             limit: int) -> list[Ranked]:
     """The best ``limit`` candidates by score (dense + the readers' walk + follows - dismissed) with
     their reasons, best first."""
-    scores = vectors @ me.query + READERS_WEIGHT * readers
+    scores = me.dense(vectors) + READERS_WEIGHT * readers
+    if me.keywords is not None:
+        scores += KEYWORDS_WEIGHT * me.grown * me.keywords.scores(conn, pks)
     if follows:
         scores += FOLLOWED_BONUS * np.isin(pks, list(follows))
     if signals.dismissed:
         gone = stored_vectors(conn, signals.dismissed, model=me.model)
         if gone:
-            near = vectors @ _unit(np.stack(list(gone.values())) - me.mean).T
+            near = _unit(vectors) @ _unit(np.stack(list(gone.values())) - me.mean).T
             scores -= DISMISSED_WEIGHT * np.maximum(near.max(axis=1), 0)
     order = np.lexsort((pks, -scores))[:limit]
-    closest = (vectors[order] @ me.library.T).argmax(axis=1)
+    closest = (_unit(vectors[order]) @ me.library.T).argmax(axis=1)
     out = []
     for i, nearest_seed in zip(order, closest):
         pk = int(pks[i])
@@ -153,11 +184,11 @@ def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, 
 
 
 def _vectors(conn: Connection, pks: set[int], me: Profile) -> tuple[np.ndarray, np.ndarray]:
-    """The candidates' stored vectors, centred and normalized (papers without one left out)."""
+    """The candidates' stored vectors, centred (papers without one left out)."""
     found = stored_vectors(conn, sorted(pks), model=me.model)
     if not found:
         return np.zeros(0, np.int64), np.zeros((0, len(me.mean)), np.float32)
-    return np.fromiter(found, np.int64, len(found)), _unit(np.stack(list(found.values())) - me.mean)
+    return np.fromiter(found, np.int64, len(found)), np.stack(list(found.values())) - me.mean
 
 
 def _followed_only(follows: dict[int, tuple[str, str]], signals: Signals, limit: int) -> list[Ranked]:
@@ -177,7 +208,7 @@ def _seed_reason(seed) -> dict:  # noqa: ANN001
 
 def similar(conn: Connection, paper_pk: int, limit: int) -> list[int]:
     """Papers like this one, best first: its nearest by embedding (cosine), each raised by
-    ``READERS_WEIGHT`` x the normalized mass that a walk from the paper through the readers who saved
+    ``SIMILAR_READERS_WEIGHT`` x the normalized mass that a walk from the paper through the readers who saved
     it gives (what they also saved: a one-paper library's ranking, with the plain cosine of the
     vector index so that a paper nobody saved keeps its nearest neighbours)."""
     from dailypapers.search.vectors import vector_search
@@ -195,5 +226,5 @@ def similar(conn: Connection, paper_pk: int, limit: int) -> list[int]:
         hits.update({pk: float(_unit(v) @ _unit(vector)) for pk, v in found.items()})
     hits.pop(paper_pk, None)
     top_mass = max(mass.values(), default=0.0) or 1.0
-    scored = {pk: cos + READERS_WEIGHT * mass.get(pk, 0.0) / top_mass for pk, cos in hits.items()}
+    scored = {pk: cos + SIMILAR_READERS_WEIGHT * mass.get(pk, 0.0) / top_mass for pk, cos in hits.items()}
     return sorted(scored, key=lambda pk: (-scored[pk], pk))[:limit]

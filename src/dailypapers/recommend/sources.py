@@ -1,15 +1,18 @@
 """Where candidates come from besides the vector index: what readers with overlapping libraries
-saved, and the papers of what the reader follows; and the corpus's mean vector (for centring)."""
+saved, and the papers of what the reader follows; and a sample of the corpus (for centring,
+whitening and standardizing the scores)."""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
+from dailypapers.recommend.keywords import KeywordCorpus, keyword_corpus
 from dailypapers.search.backends import backend_for
 from dailypapers.search.filters import Filters
 from dailypapers.search.query import Query
@@ -17,36 +20,56 @@ from dailypapers.search.vector_index import as_array
 from dailypapers.store.backend import in_list
 from dailypapers.store.schema import collection_items, collections, organizations, paper_embeddings, papers
 
-MEAN_SAMPLE = 5000  # stored vectors averaged for the corpus mean
+CORPUS_SAMPLE = 5000  # stored vectors that stand for the corpus: its mean, its covariance, its score spread
+SHRINKAGE = 0.1  # the covariance's ridge, a share of its mean variance (0.01-1 measured alike)
 MAX_READERS = 400  # other readers whose libraries are read per recommendation, the most overlapping
 FOLLOWED_PAPERS = 100  # newest papers taken per follow
 
-# --- the corpus mean ---------------------------------------------------------------------------------
-
-_means: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
-_means_lock = threading.Lock()
+# --- the corpus --------------------------------------------------------------------------------------
 
 
-def corpus_mean(conn: Connection, model: str, version: int) -> np.ndarray:
-    """The mean of (a spread sample of) the stored vectors, kept per process until the vectors grew
-    by a tenth: every embedding shares this direction, and removing it sharpens cosines between
-    topics (docs/recommend.md)."""
+@dataclass(frozen=True)
+class Corpus:
+    """A spread sample of the stored vectors, and what rank.py derives from it."""
+
+    mean: np.ndarray  # every embedding shares this direction; removing it sharpens topics
+    sample: np.ndarray  # the sample, centred: what a reader's scores are standardized against
+    sample_unit: np.ndarray  # the same, normalized
+    whitener: np.ndarray  # the inverse of the sample's covariance (with a ridge)
+    keywords: KeywordCorpus  # the sample's keywords
+
+
+_corpora: dict[tuple[str, str], tuple[int, Corpus]] = {}
+_corpora_lock = threading.Lock()
+
+
+def corpus(conn: Connection, model: str, version: int) -> Corpus | None:
+    """The corpus as a sample of ``CORPUS_SAMPLE`` stored vectors (None: no vector yet), kept per
+    process until the vectors grew by a tenth (docs/recommend.md)."""
     key = (conn.engine.url.render_as_string(hide_password=True), model)
-    with _means_lock:
-        kept = _means.get(key)
+    with _corpora_lock:
+        kept = _corpora.get(key)
     if kept is not None and version <= kept[0] * 1.1 + 100:
         return kept[1]
     emb = paper_embeddings
     count = conn.execute(select(func.count()).where(emb.c.model == model)).scalar_one()
-    step = max(1, count // MEAN_SAMPLE)
-    rows = conn.execute(select(emb.c.vector).where(emb.c.model == model, emb.c.paper_pk % step == 0)
-                        .limit(MEAN_SAMPLE)).scalars().all()
-    mean = np.mean([as_array(v) for v in rows], axis=0).astype(np.float32) if rows else None
-    if mean is None:
-        return np.zeros(0, np.float32)
-    with _means_lock:
-        _means[key] = (version, mean)
-    return mean
+    step = max(1, count // CORPUS_SAMPLE)
+    rows = conn.execute(select(emb.c.vector, papers.c.keywords).join(papers, papers.c.pk == emb.c.paper_pk)
+                        .where(emb.c.model == model, emb.c.paper_pk % step == 0).limit(CORPUS_SAMPLE)).all()
+    if not rows:
+        return None
+    vectors = np.stack([as_array(r.vector) for r in rows]).astype(np.float64)
+    mean = vectors.mean(axis=0)
+    sample = vectors - mean
+    covariance = sample.T @ sample / len(sample)
+    ridge = SHRINKAGE * max(np.trace(covariance) / len(mean), 1e-6)
+    unit = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+    found = Corpus(mean.astype(np.float32), sample.astype(np.float32), unit.astype(np.float32),
+                   np.linalg.inv(covariance + ridge * np.eye(len(mean))).astype(np.float32),
+                   keyword_corpus([r.keywords for r in rows]))
+    with _corpora_lock:
+        _corpora[key] = (version, found)
+    return found
 
 
 # --- readers with overlapping libraries ---------------------------------------------------------------
@@ -119,4 +142,4 @@ def followed(conn: Connection, follows: list[tuple[str, str]]) -> dict[int, tupl
     return found
 
 
-__all__ = ["co_saved", "corpus_mean", "followed"]
+__all__ = ["Corpus", "co_saved", "corpus", "followed"]

@@ -120,6 +120,10 @@ def to_paper(item: object) -> Paper:
     if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
         raise RecordError(p + "categories", "must be a list of strings")
 
+    keywords = paper.get("ai_keywords") or []
+    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+        raise RecordError(p + "ai_keywords", "must be a list of strings")
+
     upvotes = paper.get("upvotes")
     if upvotes is not None and (not isinstance(upvotes, int) or isinstance(upvotes, bool)):
         raise RecordError(p + "upvotes", f"must be a whole number, got {type(upvotes).__name__}")
@@ -135,6 +139,7 @@ def to_paper(item: object) -> Paper:
         authors=authors,
         num_authors=num_authors,
         categories=categories,
+        keywords=[k for k in (clean_text(k) for k in keywords) if k],
         published_at=_date(paper, "publishedAt", p),
         github_repo=_text(paper, "githubRepo", p) or code,
         project_page=_text(paper, "projectPage", p) or page,

@@ -77,6 +77,7 @@ papers = Table(
     Column("authors", Json, nullable=False),  # [{"name": ..., "affiliations": [...]}], in order
     Column("num_authors", Integer, nullable=False),
     Column("categories", String(1000), nullable=False),
+    Column("keywords", Json),  # ["reinforcement learning", ...]: a source's keywords, or none (0013)
     Column("published_at", DateTime, index=True),
     Column("updated_at", DateTime),
     Column("versions", Json, nullable=False),  # [{"version": 1, "submitted_at": ..., "title"?, "summary"?}]
