@@ -230,6 +230,7 @@ def test_api_daily_papers_has_the_hugging_face_shape(site, engine, recorded):
         assert mine["paper"]["upvotes"] == theirs["paper"]["upvotes"]
         assert [a["name"] for a in mine["paper"]["authors"]] == [a["name"] for a in theirs["paper"]["authors"]]
         assert mine["paper"]["submittedOnDailyAt"] == theirs["paper"]["submittedOnDailyAt"]
+        assert mine["paper"]["ai_keywords"] == theirs["paper"]["ai_keywords"]
 
 
 @pytest.mark.parametrize("params, message", [

@@ -42,6 +42,7 @@ def paper(row: dict, num_comments: int | None = None) -> dict:
         "journalRef": row["journal_ref"],
         "arxivComments": row["comments"],  # not "comments": huggingface_hub reads that as a count
         "license": row["license"],
+        "ai_keywords": row.get("keywords") or None,  # Hugging Face's name: another instance reads them back
     }
     if (user := _user(row)) is not None:
         out["submittedOnDailyBy"] = user
