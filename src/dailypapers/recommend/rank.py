@@ -45,8 +45,9 @@ KEYWORDS_WEIGHT = 0.3  # recall@50: one paper's keywords and its whitened vector
 FULL_LIBRARY = 10
 READERS_WEIGHT = 0.5
 READERS_SPREAD = 1000  # the walk's mass is divided by its root mean square over this many papers
-DISMISSED_WEIGHT = 2.5
-FOLLOWED_BONUS = 0.5
+# In cosines (to the library's mean), as the cosine term counts them:
+DISMISSED_WEIGHT = 0.5
+FOLLOWED_BONUS = 0.1
 SIMILAR_READERS_WEIGHT = 0.4  # similar papers: the walk's mass over its top, beside plain cosines
 
 
@@ -161,13 +162,14 @@ def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, 
     scores = me.dense(vectors) + READERS_WEIGHT * readers
     if me.keywords is not None:
         scores += KEYWORDS_WEIGHT * me.grown * me.keywords.scores(conn, pks)
+    in_cosines = COSINE_WEIGHT / me.spreads[1][0]
     if follows:
-        scores += FOLLOWED_BONUS * np.isin(pks, list(follows))
+        scores += in_cosines * FOLLOWED_BONUS * np.isin(pks, list(follows))
     if signals.dismissed:
         gone = stored_vectors(conn, signals.dismissed, model=me.model)
         if gone:
             near = _unit(vectors) @ _unit(np.stack(list(gone.values())) - me.mean).T
-            scores -= DISMISSED_WEIGHT * np.maximum(near.max(axis=1), 0)
+            scores -= in_cosines * DISMISSED_WEIGHT * np.maximum(near.max(axis=1), 0)
     order = np.lexsort((pks, -scores))[:limit]
     closest = (_unit(vectors[order]) @ me.library.T).argmax(axis=1)
     out = []

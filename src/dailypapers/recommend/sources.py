@@ -62,7 +62,8 @@ def corpus(conn: Connection, model: str, version: int) -> Corpus | None:
     mean = vectors.mean(axis=0)
     sample = vectors - mean
     covariance = sample.T @ sample / len(sample)
-    ridge = SHRINKAGE * max(np.trace(covariance) / len(mean), 1e-6)
+    # A sample of fewer vectors than dimensions leaves directions it never saw: shrink harder.
+    ridge = SHRINKAGE * max(1.0, len(mean) / len(sample)) * max(np.trace(covariance) / len(mean), 1e-6)
     unit = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
     found = Corpus(mean.astype(np.float32), sample.astype(np.float32), unit.astype(np.float32),
                    np.linalg.inv(covariance + ridge * np.eye(len(mean))).astype(np.float32),
