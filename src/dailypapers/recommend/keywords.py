@@ -38,19 +38,19 @@ class Weighted:
 class KeywordCorpus:
     """The sample's keywords: their idf, and the sample weighted by it."""
 
-    idf: dict[str, float]  # the sample's keywords, in order: its vocabulary
+    idf: dict[str, float]  # the sample's keywords
     rare: float  # the idf of a keyword the sample lacks
     sample: Weighted
-    columns: np.ndarray  # each sample entry's keyword as its place in ``idf``
+    place: dict[str, int]  # each of the sample's keywords: its column
+    columns: np.ndarray  # each sample entry's keyword as its column
     papers: int
 
     def sample_dot(self, profile: dict[str, float]) -> np.ndarray:
         """Each sample paper's dot product with a profile."""
-        along = np.zeros(len(self.idf))
-        place = {k: i for i, k in enumerate(self.idf)}
+        along = np.zeros(len(self.place))
         for k, w in profile.items():
-            if k in place:
-                along[place[k]] = w
+            if k in self.place:
+                along[self.place[k]] = w
         return np.bincount(self.sample.rows, weights=self.sample.weights * along[self.columns], minlength=self.papers)
 
     def weighted(self, keyword_lists: list[list[str]]) -> Weighted:
@@ -77,7 +77,7 @@ def keyword_corpus(sample: list[list[str] | None]) -> KeywordCorpus:
     rare = math.log(1 + n) + 1
     weighted = _weighted([k or [] for k in sample], idf, rare)
     place = {k: i for i, k in enumerate(idf)}
-    return KeywordCorpus(idf, rare, weighted, np.array([place[k] for k in weighted.keys], np.int64), n)
+    return KeywordCorpus(idf, rare, weighted, place, np.array([place[k] for k in weighted.keys], np.int64), n)
 
 
 def read_keywords(conn: Connection, pks: list[int]) -> dict[int, list[str]]:
