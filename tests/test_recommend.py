@@ -8,6 +8,7 @@ one topic share words, so they are near each other, with no model to load.
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import replace
 from datetime import datetime
 
@@ -189,6 +190,30 @@ def test_keywords_lift_the_papers_that_share_the_librarys(corpus, monkeypatch): 
     with_keywords = [p for p in (r.paper_id for r in recommend.for_reader(corpus, user, limit=300))
                      if topic_of(p) == "robots"]
     assert with_keywords[0] == second and sorted(with_keywords) == sorted(without)
+
+
+def test_a_thin_library_leans_on_what_many_readers_saved_and_a_full_one_does_not(corpus, monkeypatch):  # noqa: ANN001
+    def proteins(user: int) -> list[str]:
+        with corpus.begin() as conn:  # the reader's signals are unchanged: ranked anew once the row is gone
+            conn.execute(recommendations.delete())
+        return [p for p in (r.paper_id for r in recommend.for_reader(corpus, user, limit=300)) if topic_of(p) == "proteins"]
+
+    thin, full = reader(corpus, "thin"), reader(corpus, "full")
+    saved(corpus, thin, pid("robots", 0))
+    saved(corpus, full, *(pid("robots", i) for i in range(5)), *(pid("language", i) for i in range(5)))
+    thin_before, full_before = proteins(thin), proteins(full)
+    popular = thin_before[-1]
+    for name in ("a", "b", "c"):  # three readers who saved only that paper: no walk leads to it
+        saved(corpus, reader(corpus, name), popular)
+    assert proteins(thin)[0] == popular
+    assert proteins(full) == full_before
+    # Far from the library's nearest papers, it is found for being popular, and says so.
+    ranking = sys.modules["dailypapers.recommend.rank"]  # the module, not the package's function
+    monkeypatch.setattr(ranking, "LIBRARY_CANDIDATES", 4)
+    monkeypatch.setattr(ranking, "SEED_NEIGHBOURS", 4)
+    assert proteins(thin) == [popular]
+    found = {r.paper_id: r.because for r in recommend.for_reader(corpus, thin, limit=300)}
+    assert found[popular] == "saved by many readers"
 
 
 def test_the_cache_serves_while_fresh_and_is_recomputed_when_signals_or_embeddings_change(corpus):  # noqa: ANN001

@@ -203,6 +203,8 @@ def _because(reason: dict, rows: dict) -> tuple[str, str | None]:
         return _FOLLOWED.get(reason.get("follow"), "from {}, which you follow").format(reason["target"]), None
     if kind == "readers":
         return "saved by readers with libraries like yours", None
+    if kind == "popular":
+        return "saved by many readers", None
     paper = rows.get(reason.get("paper_pk"))
     if paper is None:
         return "from your library", None

@@ -2,7 +2,8 @@
 
 1. Candidates, never a scan of every paper in Python: the vector index's nearest neighbours of the
    library as a whole and of its newest papers, the papers co-saved with the library by other
-   readers, and the newest papers of what the reader follows.
+   readers, the newest papers of what the reader follows, and, for a thin library, the papers most
+   readers saved.
 2. Dense scores, each standardized against a sample of the corpus (so a paper's score does not
    depend on the other candidates, and new papers merge into a cached list): the cosine of each
    candidate to the mean of the library, both centred on the corpus's mean vector (every embedding
@@ -10,7 +11,10 @@
    mean whitened by the corpus's covariance (a linear discriminant of the library against the
    corpus: what sets the reader's papers apart, not what all papers share); and the papers'
    keywords, where a source gives them (keywords.py).
-3. Readers: a walk from the library, and from its 50 best dense candidates, through the readers who
+3. A thin library says little: its mean is widened towards its nearest papers in the corpus sample
+   (pseudo-relevance feedback), and what many readers saved counts (popularity); both fade as the
+   library grows to ``FULL_LIBRARY`` papers, where they cost recall.
+4. Readers: a walk from the library, and from its 50 best dense candidates, through the readers who
    saved them to the rest of their libraries (sources.co_saved) adds ``READERS_WEIGHT`` x its
    mass over the mass's root mean square; papers near a dismissed one lose ``DISMISSED_WEIGHT`` x
    that cosine; followed papers gain ``FOLLOWED_BONUS``.
@@ -26,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from dailypapers.recommend.keywords import KeywordProfile, keyword_profile
 from dailypapers.recommend.signals import Seed, Signals
-from dailypapers.recommend.sources import co_saved, corpus, followed
+from dailypapers.recommend.sources import Crowd, co_saved, corpus, crowd, followed
 from dailypapers.search.backends import backend_for, vectors_version
 from dailypapers.search.filters import Filters
 from dailypapers.search.vector_index import current_model
@@ -40,8 +44,11 @@ EXPANSION = 50  # best dense candidates that also start the readers' walk
 EXPANSION_TEMPERATURE = 0.5  # their weights: softmax of the dense score at this temperature
 # Weights, in standard deviations of each score over the corpus:
 COSINE_WEIGHT = 0.5
-WHITENED_WEIGHT = 1.0  # these two at FULL_LIBRARY papers and more, none for one paper (they cost it
-KEYWORDS_WEIGHT = 0.3  # recall@50: one paper's keywords and its whitened vector are noise), linear between
+WHITENED_WEIGHT = 1.0  # at FULL_LIBRARY papers and more, none for one paper (noise: it costs recall)
+KEYWORDS_WEIGHT = 0.3
+POPULARITY_WEIGHT = 0.2  # these two for one paper, none at FULL_LIBRARY papers, linear between
+NEIGHBOURHOOD_WEIGHT = 1.0  # (x the mean of the NEIGHBOURHOOD sample papers nearest the library)
+NEIGHBOURHOOD = 5
 FULL_LIBRARY = 10
 READERS_WEIGHT = 0.5
 READERS_SPREAD = 1000  # the walk's mass is divided by its root mean square over this many papers
@@ -72,11 +79,13 @@ class Profile:
     seeds: list[Seed]  # the library papers that have a stored vector, most recent first
     stored: dict[int, np.ndarray]  # their stored vectors
     library: np.ndarray  # the same, centred and normalized
-    query: np.ndarray  # the library's mean
+    grown: float  # how far the library is from one paper to FULL_LIBRARY, 0-1
+    query: np.ndarray  # the library's mean, widened towards its neighbourhood while it is thin
     whitened: np.ndarray  # the library's centred mean times the corpus's inverse covariance
-    grown: float  # how far the library is from one paper to FULL_LIBRARY, 0-1: the weight of the last two
     spreads: np.ndarray  # (2, 2): the mean and standard deviation of both scores over the corpus
     keywords: KeywordProfile | None  # the library's keywords, when it and the corpus have some
+    crowd: Crowd | None  # how many readers saved each paper, while the library is thin
+    popularity: tuple[float, float]  # the mean and standard deviation of popularity over the corpus
 
     def dense(self, centred: np.ndarray) -> np.ndarray:
         """Candidates' dense scores from their centred vectors, in standard deviations over the corpus."""
@@ -97,12 +106,22 @@ def profile(conn: Connection, signals: Signals) -> Profile | None:
         return None
     centred = np.stack([stored[s.paper_pk] for s in seeds]) - the_corpus.mean
     library = _unit(centred)
+    grown = min(1.0, (len(seeds) - 1) / (FULL_LIBRARY - 1))
     query, whitened = library.mean(axis=0), the_corpus.whitener @ centred.mean(axis=0)
+    the_crowd, popularity = None, (0.0, 1.0)
+    if grown < 1:
+        near = the_corpus.sample_unit @ query
+        near[np.isin(the_corpus.pks, [s.paper_pk for s in seeds])] = -np.inf
+        nearest = np.argsort(-near, kind="stable")[:NEIGHBOURHOOD]
+        query = query + NEIGHBOURHOOD_WEIGHT * (1 - grown) * the_corpus.sample_unit[nearest].mean(axis=0)
+        the_crowd = crowd(conn)
+        spread = the_crowd.popularity(the_corpus.pks)
+        popularity = (float(spread.mean()), float(spread.std()) or 1.0)
     sample = np.stack([the_corpus.sample_unit @ query, the_corpus.sample @ whitened], axis=1)
     spreads = np.stack([sample.mean(axis=0), np.where(sample.std(axis=0) > 0, sample.std(axis=0), 1.0)])
-    grown = min(1.0, (len(seeds) - 1) / (FULL_LIBRARY - 1))
-    keywords = keyword_profile(conn, the_corpus.keywords, [s.paper_pk for s in seeds]) if grown else None
-    return Profile(model, the_corpus.mean, seeds, stored, library, query, whitened, grown, spreads, keywords)
+    keywords = keyword_profile(conn, the_corpus.keywords, [s.paper_pk for s in seeds])
+    return Profile(model, the_corpus.mean, seeds, stored, library, grown, query, whitened, spreads, keywords,
+                   the_crowd, popularity)
 
 
 def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
@@ -115,7 +134,8 @@ def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
     limits = [LIBRARY_CANDIDATES] + [SEED_NEIGHBOURS] * (len(probes) - 1)
     found = backend_for(conn.engine).nearest_each(conn, probes.astype(np.float32), limits, me.model)
     dense_found = {pk for each in found for pk, _ in each} - signals.excluded
-    pks, vectors = _vectors(conn, (dense_found | set(follows)) - signals.excluded, me)
+    popular = set(me.crowd.popular) - dense_found - signals.excluded if me.crowd else set()
+    pks, vectors = _vectors(conn, (dense_found | popular | set(follows)) - signals.excluded, me)
     dense = me.dense(vectors)
 
     # The readers' walk starts from the library and the best dense candidates.
@@ -135,7 +155,7 @@ def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
     spread = np.sqrt(sum(m * m for m in mass.values()) / READERS_SPREAD) or 1.0
     readers = np.array([mass.get(int(pk), 0.0) / spread for pk in pks])
     only_readers = {pk for pk in mass if pk not in dense_found}
-    return _scored(conn, signals, me, follows, pks, vectors, readers, only_readers, limit)
+    return _scored(conn, signals, me, follows, pks, vectors, readers, only_readers, popular - only_readers, limit)
 
 
 def rank_new(conn: Connection, signals: Signals, new: dict[int, np.ndarray]) -> list[Ranked] | None:
@@ -151,17 +171,20 @@ def rank_new(conn: Connection, signals: Signals, new: dict[int, np.ndarray]) -> 
     follows = followed(conn, signals.follows) if signals.follows else {}
     pks = np.array(wanted, np.int64)
     vectors = np.stack([new[pk] for pk in wanted]) - me.mean
-    return _scored(conn, signals, me, follows, pks, vectors, np.zeros(len(pks)), set(), len(pks))
+    return _scored(conn, signals, me, follows, pks, vectors, np.zeros(len(pks)), set(), set(), len(pks))
 
 
 def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, tuple[str, str]],
             pks: np.ndarray, vectors: np.ndarray, readers: np.ndarray, only_readers: set[int],
-            limit: int) -> list[Ranked]:
-    """The best ``limit`` candidates by score (dense + the readers' walk + follows - dismissed) with
-    their reasons, best first."""
+            only_popular: set[int], limit: int) -> list[Ranked]:
+    """The best ``limit`` candidates by score (dense + keywords + popularity + the readers' walk +
+    follows - dismissed) with their reasons, best first."""
     scores = me.dense(vectors) + READERS_WEIGHT * readers
     if me.keywords is not None:
-        scores += KEYWORDS_WEIGHT * me.grown * me.keywords.scores(conn, pks)
+        scores += KEYWORDS_WEIGHT * me.keywords.scores(conn, pks)
+    if me.crowd is not None:
+        popularity = (me.crowd.popularity(pks) - me.popularity[0]) / me.popularity[1]
+        scores += POPULARITY_WEIGHT * (1 - me.grown) * popularity
     in_cosines = COSINE_WEIGHT / me.spreads[1][0]
     if follows:
         scores += in_cosines * FOLLOWED_BONUS * np.isin(pks, list(follows))
@@ -179,6 +202,8 @@ def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, 
             reason = {"kind": "follow", "follow": follows[pk][0], "target": follows[pk][1]}
         elif pk in only_readers:
             reason = {"kind": "readers"}
+        elif pk in only_popular:
+            reason = {"kind": "popular"}
         else:
             reason = _seed_reason(me.seeds[nearest_seed])
         out.append(Ranked(pk, float(scores[i]), reason))

@@ -1,6 +1,6 @@
 """Where candidates come from besides the vector index: what readers with overlapping libraries
-saved, and the papers of what the reader follows; and a sample of the corpus (for centring,
-whitening and standardizing the scores)."""
+saved, what many readers saved, and the papers of what the reader follows; and a sample of the
+corpus (for centring, whitening and standardizing the scores)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ CORPUS_SAMPLE = 5000  # stored vectors that stand for the corpus: its mean, its 
 SHRINKAGE = 0.1  # the covariance's ridge, a share of its mean variance (0.01-1 measured alike)
 MAX_READERS = 400  # other readers whose libraries are read per recommendation, the most overlapping
 FOLLOWED_PAPERS = 100  # newest papers taken per follow
+POPULAR = 300  # the most saved papers, candidates for a thin library
 
 # --- the corpus --------------------------------------------------------------------------------------
 
@@ -32,6 +33,7 @@ FOLLOWED_PAPERS = 100  # newest papers taken per follow
 class Corpus:
     """A spread sample of the stored vectors, and what rank.py derives from it."""
 
+    pks: np.ndarray  # the sample's papers
     mean: np.ndarray  # every embedding shares this direction; removing it sharpens topics
     sample: np.ndarray  # the sample, centred: what a reader's scores are standardized against
     sample_unit: np.ndarray  # the same, normalized
@@ -54,7 +56,7 @@ def corpus(conn: Connection, model: str, version: int) -> Corpus | None:
     emb = paper_embeddings
     count = conn.execute(select(func.count()).where(emb.c.model == model)).scalar_one()
     step = max(1, count // CORPUS_SAMPLE)
-    rows = conn.execute(select(emb.c.vector, papers.c.keywords).join(papers, papers.c.pk == emb.c.paper_pk)
+    rows = conn.execute(select(emb.c.paper_pk, emb.c.vector, papers.c.keywords).join(papers, papers.c.pk == emb.c.paper_pk)
                         .where(emb.c.model == model, emb.c.paper_pk % step == 0).limit(CORPUS_SAMPLE)).all()
     if not rows:
         return None
@@ -65,11 +67,48 @@ def corpus(conn: Connection, model: str, version: int) -> Corpus | None:
     # A sample of fewer vectors than dimensions leaves directions it never saw: shrink harder.
     ridge = SHRINKAGE * max(1.0, len(mean) / len(sample)) * max(np.trace(covariance) / len(mean), 1e-6)
     unit = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
-    found = Corpus(mean.astype(np.float32), sample.astype(np.float32), unit.astype(np.float32),
+    found = Corpus(np.array([r.paper_pk for r in rows], np.int64), mean.astype(np.float32), sample.astype(np.float32), unit.astype(np.float32),
                    np.linalg.inv(covariance + ridge * np.eye(len(mean))).astype(np.float32),
                    keyword_corpus([r.keywords for r in rows]))
     with _corpora_lock:
         _corpora[key] = (version, found)
+    return found
+
+
+# --- the crowd ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Crowd:
+    """How many readers saved each paper (in any collection)."""
+
+    savers: dict[int, int]
+    popular: list[int]  # the ``POPULAR`` most saved, most first
+
+    def popularity(self, pks: np.ndarray) -> np.ndarray:
+        """The papers' popularity: the logarithm of one plus their savers."""
+        return np.log1p(np.array([self.savers.get(int(pk), 0) for pk in pks], np.float64))
+
+
+_SAVES = select(func.count()).select_from(collection_items)
+_SAVERS = (select(collection_items.c.paper_pk, func.count(collections.c.user_pk.distinct()))
+           .join(collections, collections.c.pk == collection_items.c.collection_pk)
+           .group_by(collection_items.c.paper_pk))
+_crowds: dict[str, tuple[int, Crowd]] = {}
+
+
+def crowd(conn: Connection) -> Crowd:
+    """Every saved paper's savers, kept per process until the saves changed by a tenth."""
+    key = conn.engine.url.render_as_string(hide_password=True)
+    saves = conn.execute(_SAVES).scalar_one()
+    with _corpora_lock:
+        kept = _crowds.get(key)
+    if kept is not None and abs(saves - kept[0]) <= kept[0] // 10:
+        return kept[1]
+    savers = {pk: n for pk, n in conn.execute(_SAVERS)}
+    found = Crowd(savers, sorted(savers, key=lambda pk: (-savers[pk], pk))[:POPULAR])
+    with _corpora_lock:
+        _crowds[key] = (saves, found)
     return found
 
 
@@ -143,4 +182,4 @@ def followed(conn: Connection, follows: list[tuple[str, str]]) -> dict[int, tupl
     return found
 
 
-__all__ = ["Corpus", "co_saved", "corpus", "followed"]
+__all__ = ["Corpus", "Crowd", "co_saved", "corpus", "crowd", "followed"]
