@@ -151,6 +151,23 @@ def test_votes_and_collections_give_their_reasons_and_follows_theirs(corpus):  #
     assert {r.because_paper_id for r in found} == {None}
 
 
+def test_a_follow_far_from_the_library_still_holds_one_card_in_every_five(corpus):  # noqa: ANN001
+    user = reader(corpus)
+    saved(corpus, user, *(pid(topic, i) for topic in ("robots", "language") for i in range(4)))
+    with corpus.begin() as conn:
+        conn.execute(insert(follows).values(user_pk=user, kind="category", target="q-bio.BM",
+                                            created_at=datetime(2025, 2, 1)))
+        community.signals_changed(conn, user)
+    found = recommend.for_reader(corpus, user, limit=16)
+    topics = [topic_of(r.paper_id) for r in found]
+    every = recommend.FOLLOWED_EVERY
+    assert every == 5 and len(topics) == 16 and topics.count("proteins") == 8, topics
+    # By score the eight library-like papers come first; four of them, then a followed paper, ...
+    assert [t == "proteins" for t in topics[:10]] == [False] * 4 + [True] + [False] * 4 + [True], topics
+    assert set(topics[10:]) == {"proteins"}  # ... and with none of those left, the rest
+    assert {r.because for r in found if topic_of(r.paper_id) == "proteins"} == {"from q-bio.BM, which you follow"}
+
+
 def test_excluded_papers_never_appear(corpus):  # noqa: ANN001
     user = reader(corpus)
     saved(corpus, user, pid("robots", 0))

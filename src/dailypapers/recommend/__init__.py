@@ -4,7 +4,8 @@
 reader's current ``users.signals_version``, and no embedding written since). When only new papers
 were embedded since, they are scored and merged into the row (``MERGED_AT_MOST`` of them at most);
 when the reader's signals changed, the list is ranked anew (rank.py). ``refresh`` brings the stale
-rows up to date (a job runs it after new papers are embedded). The method and its measurements:
+rows up to date (a job runs it after new papers are embedded). The list is read by score, mixed so
+that every ``FOLLOWED_EVERY`` cards hold a followed paper. The method and its measurements:
 docs/recommend.md.
 """
 
@@ -27,6 +28,7 @@ from dailypapers.store.backend import in_list
 from dailypapers.store.schema import collection_items, collections, papers, recommendations, users
 
 CACHED = 300  # recommendations kept per reader: the most any caller gets
+FOLLOWED_EVERY = 5  # at least one card in every five is a followed paper, while the list holds any
 MERGED_AT_MOST = 5_000  # new embeddings merged into a cached list; more (a new model) rank it anew
 SIMILAR_CACHED = 10_000  # papers whose similar papers are kept per process, the most recently asked
 
@@ -60,7 +62,7 @@ def for_reader(engine: Engine, user_pk: int, *, limit: int = 50) -> list[Recomme
     if items is None:
         items = _compute(engine, user_pk)
     with engine.connect() as conn:
-        return _explained(conn, items, limit)
+        return _explained(conn, _mixed(items), limit)
 
 
 def refresh(engine: Engine, user_pks: list[int] | None = None) -> int:
@@ -144,7 +146,7 @@ def _merged(engine: Engine, row, version: int, new_since: dict[int, dict | None]
         return None
     kept = [i for i in row.items if i["paper_pk"] not in new]  # a paper embedded again is scored again
     ranked_items = [{"paper_pk": r.paper_pk, "score": round(r.score, 6), "reason": r.reason} for r in ranked]
-    items = sorted(kept + ranked_items, key=lambda i: (-i["score"], i["paper_pk"]))[:CACHED]
+    items = _kept(kept + ranked_items)
     _store(engine, row.user_pk, items, found.version, version)
     return items
 
@@ -157,10 +159,40 @@ def _compute(engine: Engine, user_pk: int) -> list[dict]:
         found = _signals.read(conn, user_pk)
         if found is None:
             return []
-        items = [{"paper_pk": r.paper_pk, "score": round(r.score, 6), "reason": r.reason}
-                 for r in rank(conn, found, CACHED)]
+        items = _kept([{"paper_pk": r.paper_pk, "score": round(r.score, 6), "reason": r.reason}
+                       for r in rank(conn, found, None)])
     _store(engine, user_pk, items, found.version, seq)
     return items
+
+
+def _kept(items: list[dict]) -> list[dict]:
+    """What a reader's row keeps, best first: the best ``CACHED`` items, and enough followed papers
+    beyond them to fill their places when the list is mixed."""
+    items = sorted(items, key=_best_first)
+    followed = [i for i in items[CACHED:] if i["reason"]["kind"] == "follow"]
+    return items[:CACHED] + followed[:CACHED // FOLLOWED_EVERY]
+
+
+def _best_first(item: dict) -> tuple[float, int]:
+    return -item["score"], item["paper_pk"]
+
+
+def _mixed(items: list[dict]) -> list[dict]:
+    """The items best first, except that ``FOLLOWED_EVERY`` cards in a row always hold a followed paper
+    while one is left: a follow is asked for explicitly, and a library of a different field would
+    otherwise bury it."""
+    followed = [i for i in items if i["reason"]["kind"] == "follow"][::-1]
+    others = [i for i in items if i["reason"]["kind"] != "follow"][::-1]
+    out, since_followed = [], 0
+    while followed or others:
+        due = since_followed == FOLLOWED_EVERY - 1
+        if followed and (not others or due or _best_first(followed[-1]) < _best_first(others[-1])):
+            out.append(followed.pop())
+            since_followed = 0
+        else:
+            out.append(others.pop())
+            since_followed += 1
+    return out
 
 
 def _store(engine: Engine, user_pk: int, items: list[dict], signals_version: int, seq: int) -> None:
@@ -215,4 +247,4 @@ def _because(reason: dict, rows: dict) -> tuple[str, str | None]:
     return f'because you saved "{paper.title}"', paper.id
 
 
-__all__ = ["CACHED", "Recommendation", "for_reader", "has_signals", "refresh", "similar_to"]
+__all__ = ["CACHED", "FOLLOWED_EVERY", "Recommendation", "for_reader", "has_signals", "refresh", "similar_to"]

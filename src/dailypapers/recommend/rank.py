@@ -124,8 +124,8 @@ def profile(conn: Connection, signals: Signals) -> Profile | None:
                    the_crowd, popularity)
 
 
-def rank(conn: Connection, signals: Signals, limit: int) -> list[Ranked]:
-    """The reader's best ``limit`` papers, best first, none of ``signals.excluded``."""
+def rank(conn: Connection, signals: Signals, limit: int | None) -> list[Ranked]:
+    """The reader's best ``limit`` papers (None: every candidate), best first, none of ``signals.excluded``."""
     follows = followed(conn, signals.follows) if signals.follows else {}
     me = profile(conn, signals)
     if me is None:
@@ -176,7 +176,7 @@ def rank_new(conn: Connection, signals: Signals, new: dict[int, np.ndarray]) -> 
 
 def _scored(conn: Connection, signals: Signals, me: Profile, follows: dict[int, tuple[str, str]],
             pks: np.ndarray, vectors: np.ndarray, readers: np.ndarray, only_readers: set[int],
-            only_popular: set[int], limit: int) -> list[Ranked]:
+            only_popular: set[int], limit: int | None) -> list[Ranked]:
     """The best ``limit`` candidates by score (dense + keywords + popularity + the readers' walk +
     follows - dismissed) with their reasons, best first."""
     scores = me.dense(vectors) + READERS_WEIGHT * readers
@@ -218,7 +218,7 @@ def _vectors(conn: Connection, pks: set[int], me: Profile) -> tuple[np.ndarray, 
     return np.fromiter(found, np.int64, len(found)), np.stack(list(found.values())) - me.mean
 
 
-def _followed_only(follows: dict[int, tuple[str, str]], signals: Signals, limit: int) -> list[Ranked]:
+def _followed_only(follows: dict[int, tuple[str, str]], signals: Signals, limit: int | None) -> list[Ranked]:
     """No library to compare with: the followed papers, newest first as they came."""
     kept = [pk for pk in follows if pk not in signals.excluded][:limit]
     return [Ranked(pk, FOLLOWED_BONUS * (1 - i / (len(kept) + 1)),
