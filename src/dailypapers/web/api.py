@@ -108,8 +108,8 @@ def _token_user(engine, authorization: str | None) -> dict:  # noqa: ANN001
     return user
 
 
-@router.get("/recommendations", summary="Your recommendations, best first, each with its reason "
-                                        "(Authorization: Bearer <API token>)")
+@router.get("/recommendations", summary="Your recommendations, best first (with a followed paper in every "
+                                        "five), each with its reason (Authorization: Bearer <API token>)")
 def recommendations(engine: Db, authorization: str | None = Header(None),
                     limit: int = Query(50, ge=1, le=recommend.CACHED)) -> list[dict]:
     user = _token_user(engine, authorization)
