@@ -27,8 +27,11 @@ LATEST = "Friday, October 10, 2025"
 
 
 @pytest.fixture(autouse=True)
-def quick_hashing(monkeypatch):
+def quick_hashing_and_a_stopped_clock(monkeypatch):
+    """Quick password hashing; and one minute throughout (a kept page lasts to the minute's end, so
+    two requests either side of it would run the page twice), unless a test moves it."""
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(pagecache, "_minute", lambda: 0)
 
 
 @pytest.fixture
@@ -133,7 +136,6 @@ def test_every_reader_gets_their_own_csrf_token_and_it_works(apps):
 
 def test_a_browser_that_has_the_page_gets_a_304_until_it_changes(apps, engine, monkeypatch):
     reader, _ = apps
-    monkeypatch.setattr(pagecache, "_minute", lambda: 1)
     first = reader.get(f"/papers/{PAPER}")
     etag = first.headers["etag"]
     assert first.headers["cache-control"] == "private, no-cache"

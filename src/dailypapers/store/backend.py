@@ -305,9 +305,9 @@ END $$"""
 def _sqlite_page_triggers() -> list[tuple[str, str]]:
     """(name, event) for SQLite, which has one event per trigger."""
     out = []
-    for table, events in PAGE_TABLES.items():
+    for name, events in PAGE_TABLES.items():
         for event_ in events.split(" OR "):
-            out.append((f"pages_{table}_{event_.split()[0].lower()}", f"{event_} ON {table}"))
+            out.append((f"pages_{name}_{event_.split()[0].lower()}", f"{event_} ON {name}"))
     return out
 
 
@@ -316,8 +316,8 @@ def create_page_triggers(conn: Connection) -> None:
     conn.execute(text("INSERT INTO counters (name, value) VALUES ('pages', 0)"))
     if conn.dialect.name == "postgresql":
         conn.execute(text(_PAGES_CHANGED))
-        for table, events in PAGE_TABLES.items():
-            conn.execute(text(f"CREATE TRIGGER pages_changed BEFORE {events} ON {table} "
+        for watched, events in PAGE_TABLES.items():
+            conn.execute(text(f"CREATE TRIGGER pages_changed BEFORE {events} ON {watched} "
                               "FOR EACH STATEMENT EXECUTE FUNCTION dailypapers_pages_changed()"))
         return
     for name, on in _sqlite_page_triggers():
@@ -326,8 +326,8 @@ def create_page_triggers(conn: Connection) -> None:
 
 def drop_page_triggers(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
-        for table in PAGE_TABLES:
-            conn.execute(text(f"DROP TRIGGER IF EXISTS pages_changed ON {table}"))
+        for watched in PAGE_TABLES:
+            conn.execute(text(f"DROP TRIGGER IF EXISTS pages_changed ON {watched}"))
         conn.execute(text("DROP FUNCTION IF EXISTS dailypapers_pages_changed()"))
     else:
         for name, _ in _sqlite_page_triggers():
