@@ -4,15 +4,16 @@
 reader's current ``users.signals_version``, and no embedding written since). When only new papers
 were embedded since, they are scored and merged into the row (``MERGED_AT_MOST`` of them at most);
 when the reader's signals changed, the list is ranked anew (rank.py). ``refresh`` brings the stale
-rows up to date (a job runs it after new papers are embedded). The list is read by score, mixed so
-that every ``FOLLOWED_EVERY`` cards hold a followed paper. The method and its measurements:
+rows up to date (a job runs it after new papers are embedded). A row is stored in the order it is
+served: by score, mixed so that every ``FOLLOWED_EVERY`` cards hold a followed paper. The method
+and its measurements:
 docs/recommend.md.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -62,7 +63,7 @@ def for_reader(engine: Engine, user_pk: int, *, limit: int = 50) -> list[Recomme
     if items is None:
         items = _compute(engine, user_pk)
     with engine.connect() as conn:
-        return _explained(conn, _mixed(items), limit)
+        return _explained(conn, items, limit)
 
 
 def refresh(engine: Engine, user_pks: list[int] | None = None) -> int:
@@ -166,31 +167,24 @@ def _compute(engine: Engine, user_pk: int) -> list[dict]:
 
 
 def _kept(items: list[dict]) -> list[dict]:
-    """What a reader's row keeps, best first: the best ``CACHED`` items, and enough followed papers
-    beyond them to fill their places when the list is mixed."""
-    items = sorted(items, key=_best_first)
-    followed = [i for i in items[CACHED:] if i["reason"]["kind"] == "follow"]
-    return items[:CACHED] + followed[:CACHED // FOLLOWED_EVERY]
+    """A reader's row in the order it is served: the best ``CACHED`` items by score, except that
+    ``FOLLOWED_EVERY`` cards in a row always hold a followed paper while one is left (a follow is
+    asked for explicitly, and a library of another field would otherwise bury it); followed papers
+    beyond the best ``CACHED`` are kept to fill those places."""
+    def best_first(item: dict) -> tuple[float, int]:
+        return -item["score"], item["paper_pk"]
 
-
-def _best_first(item: dict) -> tuple[float, int]:
-    return -item["score"], item["paper_pk"]
-
-
-def _mixed(items: list[dict]) -> list[dict]:
-    """The items best first, except that ``FOLLOWED_EVERY`` cards in a row always hold a followed paper
-    while one is left: a follow is asked for explicitly, and a library of a different field would
-    otherwise bury it."""
-    followed = [i for i in items if i["reason"]["kind"] == "follow"][::-1]
-    others = [i for i in items if i["reason"]["kind"] != "follow"][::-1]
+    items = sorted(items, key=best_first)
+    followed = deque(i for i in items if i["reason"]["kind"] == "follow")
+    others = deque(i for i in items[:CACHED] if i["reason"]["kind"] != "follow")
     out, since_followed = [], 0
-    while followed or others:
+    while others or (followed and len(out) < CACHED + CACHED // FOLLOWED_EVERY):
         due = since_followed == FOLLOWED_EVERY - 1
-        if followed and (not others or due or _best_first(followed[-1]) < _best_first(others[-1])):
-            out.append(followed.pop())
+        if followed and (not others or due or best_first(followed[0]) < best_first(others[0])):
+            out.append(followed.popleft())
             since_followed = 0
         else:
-            out.append(others.pop())
+            out.append(others.popleft())
             since_followed += 1
     return out
 
